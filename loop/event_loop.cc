@@ -1,0 +1,301 @@
+#include "loop/event_loop.h"
+
+#include <cassert>
+#include <utility>
+
+namespace weave {
+
+namespace {
+// Sources dispatched per turn are drained by their own budget (see
+// channel/internal/inbox.h); immediates queued during a turn wait for the next.
+thread_local std::unique_ptr<EventLoop> tls_loop;
+
+template <class F>
+struct ScopeExit {
+  ~ScopeExit() { fn(); }
+  F fn;
+};
+template <class F>
+ScopeExit(F) -> ScopeExit<F>;
+}  // namespace
+
+// --- Timer ---------------------------------------------------------------------
+
+void Timer::cancel() {
+  if (loop_) loop_->cancel_timer(id_);
+}
+Timer& Timer::ref() {
+  if (loop_) loop_->set_timer_ref(id_, true);
+  return *this;
+}
+Timer& Timer::unref() {
+  if (loop_) loop_->set_timer_ref(id_, false);
+  return *this;
+}
+bool Timer::has_ref() const {
+  if (!loop_) return false;
+  auto it = loop_->timers_.find(id_);
+  return it != loop_->timers_.end() && it->second.refed;
+}
+bool Timer::active() const { return loop_ && loop_->timers_.count(id_) != 0; }
+
+// --- KeepAlive / LoopHandle ------------------------------------------------------
+
+KeepAlive::KeepAlive(std::shared_ptr<internal::LoopCore> core) : core_(std::move(core)) {
+  if (core_) core_->add_external_ref();
+}
+KeepAlive& KeepAlive::operator=(KeepAlive&& o) noexcept {
+  if (this != &o) {
+    reset();
+    core_ = std::move(o.core_);
+  }
+  return *this;
+}
+void KeepAlive::reset() {
+  if (core_) core_->release_external_ref();
+  core_.reset();
+}
+
+bool LoopHandle::post(Task task) const { return core_ && core_->post(std::move(task)); }
+void LoopHandle::stop() const {
+  if (core_) core_->request_stop();
+}
+KeepAlive LoopHandle::keep_alive() const { return KeepAlive(core_); }
+bool LoopHandle::is_current() const noexcept {
+  return core_ && core_->owned_by_current_thread();
+}
+
+// --- EventLoop -------------------------------------------------------------------
+
+EventLoop& EventLoop::current() {
+  if (!tls_loop) tls_loop.reset(new EventLoop());
+  return *tls_loop;
+}
+
+EventLoop::EventLoop() : core_(std::make_shared<internal::LoopCore>()) {
+  core_->bind_to_current_thread();
+}
+
+EventLoop::~EventLoop() {
+  core_->shut_down();
+  // Sources still registered (ports whose owners outlive the thread) are
+  // released here; their inboxes stay valid for the peers, who will see them
+  // as unbound and keep queuing until the port is destroyed.
+  auto sources = std::move(sources_);
+  sources_.clear();
+  for (auto& [raw, rec] : sources) rec.source->on_loop_destroyed();
+  sources.clear();
+  timers_.clear();
+}
+
+bool EventLoop::alive() const noexcept {
+  return refs_ > 0 || !immediates_.empty() || core_->has_pending_tasks() ||
+         core_->has_external_refs();
+}
+
+void EventLoop::stop() noexcept { stop_ = true; }
+
+Timer EventLoop::add_timer(Clock::duration delay, Task fn, bool repeat, bool immediate) {
+  if (delay < Clock::duration::zero()) delay = Clock::duration::zero();
+  const std::uint64_t id = next_timer_id_++;
+  TimerRec rec;
+  rec.fn = std::move(fn);
+  rec.period = delay;
+  rec.repeat = repeat;
+  rec.immediate = immediate;
+  rec.seq = next_seq_++;
+  if (immediate) {
+    immediates_.push_back(id);
+  } else {
+    rec.due = Clock::now() + delay;
+    heap_.push(HeapEntry{rec.due, rec.seq, id});
+  }
+  timers_.emplace(id, std::move(rec));
+  ++refs_;
+  return Timer(this, id);
+}
+
+Timer EventLoop::set_timeout(Clock::duration delay, Task fn) {
+  return add_timer(delay, std::move(fn), false, false);
+}
+Timer EventLoop::set_interval(Clock::duration period, Task fn) {
+  // Like Node, a zero or negative period repeats as fast as turns allow, but
+  // at least one turn apart: timers due now run once per turn.
+  return add_timer(period, std::move(fn), true, false);
+}
+Timer EventLoop::set_immediate(Task fn) { return add_timer({}, std::move(fn), false, true); }
+
+void EventLoop::cancel_timer(std::uint64_t id) {
+  auto it = timers_.find(id);
+  if (it == timers_.end()) return;
+  if (it->second.refed) --refs_;
+  // Heap and immediate entries are dropped lazily when they come up.
+  timers_.erase(it);
+}
+
+void EventLoop::set_timer_ref(std::uint64_t id, bool refed) {
+  auto it = timers_.find(id);
+  if (it == timers_.end() || it->second.refed == refed) return;
+  it->second.refed = refed;
+  refs_ += refed ? 1 : -1;
+}
+
+void EventLoop::run_timers() {
+  if (heap_.empty()) return;
+  const auto now = Clock::now();
+  // Only timers due at the start of the phase run now; an interval re-armed
+  // with a zero period waits for the next turn instead of spinning here.
+  const std::uint64_t seq_limit = next_seq_;
+  while (!heap_.empty() && heap_.top().due <= now && heap_.top().seq < seq_limit && !stop_) {
+    const HeapEntry top = heap_.top();
+    heap_.pop();
+    auto it = timers_.find(top.id);
+    if (it == timers_.end() || it->second.seq != top.seq) continue;  // cancelled
+    TimerRec& rec = it->second;
+    Task fn = std::move(rec.fn);
+    if (!rec.repeat) {
+      // A timeout is done once it fires: drop it before the call, so that the
+      // callback sees it inactive and a throw leaves nothing behind.
+      if (rec.refed) --refs_;
+      timers_.erase(it);
+      fn();
+      continue;
+    }
+    rec.running = true;
+    const std::uint64_t id = top.id;
+    ScopeExit rearm{[&] {
+      auto again = timers_.find(id);
+      if (again == timers_.end()) return;  // cancelled from inside
+      TimerRec& r = again->second;
+      r.running = false;
+      r.fn = std::move(fn);
+      r.seq = next_seq_++;
+      r.due = Clock::now() + r.period;
+      heap_.push(HeapEntry{r.due, r.seq, id});
+    }};
+    fn();
+  }
+}
+
+void EventLoop::run_immediates() {
+  if (immediates_.empty()) return;
+  std::vector<std::uint64_t> batch;
+  batch.swap(immediates_);
+  std::size_t i = 0;
+  // If a callback throws, the ones not yet run stay queued, in order.
+  ScopeExit requeue{[&] {
+    if (i < batch.size()) {
+      immediates_.insert(immediates_.begin(), batch.begin() + static_cast<std::ptrdiff_t>(i),
+                         batch.end());
+    }
+  }};
+  while (i < batch.size()) {
+    if (stop_) return;
+    const std::uint64_t id = batch[i++];
+    auto it = timers_.find(id);
+    if (it == timers_.end()) continue;  // cleared
+    Task fn = std::move(it->second.fn);
+    if (it->second.refed) --refs_;
+    timers_.erase(it);
+    fn();
+  }
+}
+
+void EventLoop::add_source(std::shared_ptr<internal::LoopSource> source, bool refed) {
+  internal::LoopSource* raw = source.get();
+  auto [it, inserted] = sources_.try_emplace(raw);
+  if (!inserted) {
+    set_source_ref(raw, refed);
+    return;
+  }
+  it->second.source = std::move(source);
+  it->second.refed = refed;
+  if (refed) ++refs_;
+}
+
+void EventLoop::remove_source(internal::LoopSource* source) {
+  auto it = sources_.find(source);
+  if (it == sources_.end()) return;
+  if (it->second.refed) --refs_;
+  sources_.erase(it);
+}
+
+void EventLoop::set_source_ref(internal::LoopSource* source, bool refed) {
+  auto it = sources_.find(source);
+  if (it == sources_.end() || it->second.refed == refed) return;
+  it->second.refed = refed;
+  refs_ += refed ? 1 : -1;
+}
+
+void EventLoop::run_ready_sources() {
+  ready_.clear();
+  core_->take_ready([this](internal::LoopSource* s) { ready_.push_back(s); });
+  for (std::size_t i = 0; i < ready_.size(); ++i) {
+    if (stop_) {
+      // Not dispatched this turn: put the rest back for the next one.
+      for (std::size_t j = i; j < ready_.size(); ++j) {
+        if (sources_.count(ready_[j])) core_->schedule(ready_[j]);
+      }
+      return;
+    }
+    auto it = sources_.find(ready_[i]);
+    if (it == sources_.end()) continue;  // removed since it was scheduled
+    // Keep it alive through dispatch even if the handler unregisters it.
+    std::shared_ptr<internal::LoopSource> keep = it->second.source;
+    keep->dispatch(*this);
+  }
+}
+
+void EventLoop::park(bool may_block) {
+  std::optional<std::chrono::nanoseconds> timeout;
+  if (!may_block || !immediates_.empty() || core_->has_pending_tasks()) {
+    timeout = std::chrono::nanoseconds(0);
+  } else {
+    // The nearest live timer bounds the wait; cancelled entries are dropped.
+    while (!heap_.empty()) {
+      auto it = timers_.find(heap_.top().id);
+      if (it != timers_.end() && it->second.seq == heap_.top().seq) break;
+      heap_.pop();
+    }
+    if (!heap_.empty()) {
+      const auto left = heap_.top().due - Clock::now();
+      timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(
+          left < Clock::duration::zero() ? Clock::duration::zero() : left);
+    }
+  }
+  if (timeout && timeout->count() == 0) return;
+  const auto start = Clock::now();
+  core_->park(timeout);
+  idle_ += Clock::now() - start;
+}
+
+bool EventLoop::run(RunMode mode) {
+  assert(!running_ && "weave::EventLoop::run: must not be called from inside a callback");
+  assert(core_->owned_by_current_thread() &&
+         "weave::EventLoop::run: owner thread only");
+  running_ = true;
+  ScopeExit done{[this] { running_ = false; }};
+  stop_ = false;
+  for (;;) {
+    ++turns_;
+    run_timers();
+    if (!stop_) core_->run_tasks();
+    if (!stop_) run_ready_sources();
+    if (!stop_) run_immediates();
+    if (core_->take_stop_request()) stop_ = true;
+    if (stop_) {
+      stop_ = false;
+      return alive();
+    }
+    const bool more = alive();
+    if (mode == RunMode::kNoWait) return more;
+    if (!more) return false;
+    park(true);
+    if (mode == RunMode::kOnce) {
+      // One turn's worth of work after the wait.
+      mode = RunMode::kNoWait;
+    }
+  }
+}
+
+}  // namespace weave

@@ -1,0 +1,118 @@
+#include "loop/internal/loop_core.h"
+
+#include "atomics/internal/futex.h"
+
+namespace weave::internal {
+
+namespace {
+// Spin this long before parking: long enough to cover a round trip to a busy
+// peer on another core, short enough not to burn a core while idle.
+constexpr auto kSpinFor = std::chrono::microseconds(20);
+thread_local const char tls_tag = 0;
+}  // namespace
+
+LoopCore::~LoopCore() = default;
+
+bool LoopCore::owned_by_current_thread() const noexcept { return owner_tag_ == &tls_tag; }
+void LoopCore::bind_to_current_thread() noexcept { owner_tag_ = &tls_tag; }
+
+void LoopCore::schedule(LoopSource* s) noexcept {
+  // One push per batch: only the first schedule after a take_ready links it.
+  if (s->queued_.exchange(true, std::memory_order_acq_rel)) {
+    notify();  // already queued; make sure the loop looks
+    return;
+  }
+  ready_pushes_.fetch_add(1, std::memory_order_relaxed);  // a counter only: no ordering
+  LoopSource* head = ready_head_.load(std::memory_order_relaxed);
+  do {
+    s->next_ = head;
+    // release: publishes s->next_ and everything the producer wrote before.
+  } while (!ready_head_.compare_exchange_weak(head, s, std::memory_order_release,
+                                              std::memory_order_relaxed));
+  notify();
+}
+
+void LoopCore::notify() noexcept {
+  // acq_rel: the release half publishes what the caller queued; the loop's
+  // exchange in park() acquires it. Only a parked loop costs a system call.
+  if (wake_state_.exchange(kNotified, std::memory_order_acq_rel) == kSleeping) {
+    futex_wakes_.fetch_add(1, std::memory_order_relaxed);  // a counter only: no ordering
+    futex_wake(wake_state_, 1);
+  }
+}
+
+bool LoopCore::post(Task task) {
+  // seq_cst pairs with shut_down(): either this post sees dead_, or
+  // shut_down() sees the pending count and waits for the task to be queued.
+  pending_tasks_.fetch_add(1, std::memory_order_seq_cst);
+  if (dead_.load(std::memory_order_seq_cst)) {
+    pending_tasks_.fetch_sub(1, std::memory_order_seq_cst);
+    return false;
+  }
+  tasks_.enqueue(std::move(task));
+  notify();
+  return true;
+}
+
+void LoopCore::request_stop() noexcept {
+  stop_requested_.store(true, std::memory_order_release);
+  notify();
+}
+
+void LoopCore::release_external_ref() noexcept {
+  // The last release wakes the loop so that it re-checks whether to exit.
+  if (external_refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) notify();
+}
+
+std::size_t LoopCore::run_tasks() {
+  std::size_t ran = 0;
+  Task task;
+  // Bounded by what is pending now, so a task that posts more cannot starve
+  // timers and messages.
+  const auto budget = pending_tasks_.load(std::memory_order_acquire);
+  while (static_cast<std::int64_t>(ran) < budget && tasks_.try_dequeue(task)) {
+    ++ran;
+    Task run = std::move(task);
+    // Counted down before running so that a throwing task is not left pending.
+    pending_tasks_.fetch_sub(1, std::memory_order_acq_rel);
+    run();
+  }
+  return ran;
+}
+
+void LoopCore::park(std::optional<std::chrono::nanoseconds> timeout) noexcept {
+  const auto start = std::chrono::steady_clock::now();
+  auto spin_until = start + kSpinFor;
+  if (timeout && start + *timeout < spin_until) spin_until = start + *timeout;
+  for (int i = 0;; ++i) {
+    if (wake_state_.load(std::memory_order_relaxed) == kNotified) {
+      // acq_rel: acquires everything published before the latest notify().
+      wake_state_.exchange(kRunning, std::memory_order_acq_rel);
+      return;
+    }
+    cpu_relax();
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() >= spin_until) break;
+  }
+  if (timeout) {
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    if (elapsed >= *timeout) return;
+    *timeout -= std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed);
+  }
+  std::uint32_t expected = kRunning;
+  if (wake_state_.compare_exchange_strong(expected, kSleeping, std::memory_order_acq_rel)) {
+    futex_wait(wake_state_, kSleeping, timeout);
+  }
+  // Whether notified, timed out or woken spuriously: consume any notification.
+  wake_state_.exchange(kRunning, std::memory_order_acq_rel);
+}
+
+void LoopCore::shut_down() {
+  dead_.store(true, std::memory_order_seq_cst);
+  // Posters that passed the dead_ check are about to enqueue: run their tasks
+  // (the owner thread still exists here) so none is dropped silently.
+  while (pending_tasks_.load(std::memory_order_seq_cst) > 0) {
+    if (run_tasks() == 0) cpu_relax();
+  }
+}
+
+}  // namespace weave::internal

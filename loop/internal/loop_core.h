@@ -1,0 +1,145 @@
+// The cross-thread part of an event loop: its wake word, its ready list of
+// sources and its queue of posted tasks. Everything here may be used from any
+// thread; the EventLoop that owns the core drains it on its own thread.
+#pragma once
+
+#include <concurrentqueue/concurrentqueue.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+
+#include "loop/internal/task.h"
+
+namespace weave {
+class EventLoop;
+}
+
+namespace weave::internal {
+
+class LoopCore;
+
+// Something a loop dispatches after another thread scheduled it: a port's
+// inbox, a broadcast subscription, later a file descriptor. The loop that the
+// source is registered with holds a strong reference to it; a producer
+// schedules it through LoopCore::schedule only while it knows the source is
+// still registered (the source's owner unregisters under the same lock the
+// producers take, see channel/internal/inbox.h).
+class LoopSource {
+ public:
+  virtual ~LoopSource() = default;
+  // Called on the loop's thread, once per schedule (several schedules may be
+  // merged into one call). Drains what the source has for this turn.
+  virtual void dispatch(EventLoop& loop) = 0;
+  // Called on the loop's thread when the loop is destroyed (its thread exits)
+  // while the source is still registered: forget the loop.
+  virtual void on_loop_destroyed() noexcept {}
+
+ private:
+  friend class LoopCore;
+  friend class weave::EventLoop;
+  // Intrusive link in the core's ready stack; queued_ keeps a source in it at
+  // most once, so a flood of schedules costs one push.
+  std::atomic<bool> queued_{false};
+  LoopSource* next_ = nullptr;
+};
+
+class LoopCore {
+ public:
+  LoopCore() = default;
+  LoopCore(const LoopCore&) = delete;
+  LoopCore& operator=(const LoopCore&) = delete;
+  ~LoopCore();
+
+  // Puts `s` on the ready stack (once, however often it is called before the
+  // loop takes it) and wakes the loop if it is parked. Any thread. Never
+  // blocks. Never allocates.
+  void schedule(LoopSource* s) noexcept;
+  // Queues a task to run on the loop. False once the loop has ended.
+  // Any thread. Never blocks. Allocates.
+  bool post(Task task);
+  // Wakes the loop if parked, otherwise makes its next park return at once.
+  // Any thread. Never blocks. Never allocates.
+  void notify() noexcept;
+  void request_stop() noexcept;
+  void add_external_ref() noexcept { external_refs_.fetch_add(1, std::memory_order_relaxed); }
+  void release_external_ref() noexcept;
+
+  // --- owner thread only ------------------------------------------------------
+  // Takes every scheduled source, oldest first, clearing their queued_ flags.
+  template <class Fn>
+  void take_ready(Fn&& visit);
+  // Runs queued tasks; returns how many ran.
+  std::size_t run_tasks();
+  // Spins briefly, then parks until notify() or the timeout. Returns at once
+  // if a notify() arrived since the last park.
+  void park(std::optional<std::chrono::nanoseconds> timeout) noexcept;
+  bool take_stop_request() noexcept { return stop_requested_.exchange(false, std::memory_order_acq_rel); }
+  [[nodiscard]] bool has_pending_tasks() const noexcept {
+    return pending_tasks_.load(std::memory_order_acquire) > 0;
+  }
+  [[nodiscard]] bool has_external_refs() const noexcept {
+    return external_refs_.load(std::memory_order_acquire) > 0;
+  }
+  // Marks the core dead (post() fails from now on) and runs the tasks that
+  // made it in before. Called by the owning EventLoop's destructor.
+  void shut_down();
+  [[nodiscard]] bool owned_by_current_thread() const noexcept;
+  void bind_to_current_thread() noexcept;
+
+  // Counters for tests and metrics (relaxed; any thread): how often a
+  // producer had to make a wake-up system call, and how often a source was
+  // pushed onto the ready stack. A busy loop that is never parked costs no
+  // wake-ups; a flood of messages to one armed port costs one push.
+  [[nodiscard]] std::uint64_t futex_wakes_approx() const noexcept {
+    return futex_wakes_.load(std::memory_order_relaxed);
+  }
+  [[nodiscard]] std::uint64_t ready_pushes_approx() const noexcept {
+    return ready_pushes_.load(std::memory_order_relaxed);
+  }
+
+ private:
+  static constexpr std::uint32_t kRunning = 0;
+  static constexpr std::uint32_t kSleeping = 1;
+  static constexpr std::uint32_t kNotified = 2;
+
+  // The wake word and the ready stack are written by other threads on every
+  // schedule; the counters below them by the owner and posters. Keeping each on
+  // its own cache line stops producers of one from slowing the other.
+  alignas(64) std::atomic<std::uint32_t> wake_state_{kRunning};
+  alignas(64) std::atomic<LoopSource*> ready_head_{nullptr};
+  alignas(64) std::atomic<std::int64_t> pending_tasks_{0};
+  std::atomic<std::int64_t> external_refs_{0};
+  std::atomic<std::uint64_t> futex_wakes_{0};
+  std::atomic<std::uint64_t> ready_pushes_{0};
+  std::atomic<bool> stop_requested_{false};
+  std::atomic<bool> dead_{false};
+  const void* owner_tag_ = nullptr;
+  moodycamel::ConcurrentQueue<Task> tasks_;
+};
+
+template <class Fn>
+void LoopCore::take_ready(Fn&& visit) {
+  // acquire: pairs with the release CAS in schedule(), so the source's state
+  // written before it was scheduled is visible here.
+  LoopSource* head = ready_head_.exchange(nullptr, std::memory_order_acquire);
+  // The stack is newest-first; reverse it so sources run in schedule order.
+  LoopSource* prev = nullptr;
+  while (head) {
+    LoopSource* next = head->next_;
+    head->next_ = prev;
+    prev = head;
+    head = next;
+  }
+  while (prev) {
+    LoopSource* next = prev->next_;
+    prev->next_ = nullptr;
+    // Cleared before dispatch: a schedule during dispatch re-queues it.
+    prev->queued_.store(false, std::memory_order_seq_cst);
+    visit(prev);
+    prev = next;
+  }
+}
+
+}  // namespace weave::internal
