@@ -1,0 +1,27 @@
+#include "channel/status.h"
+
+namespace weave {
+
+std::string_view error_code_name(ErrorCode code) noexcept {
+  switch (code) {
+    case ErrorCode::kOk: return "ok";
+    case ErrorCode::kDataCloneError: return "DataCloneError";
+    case ErrorCode::kClosed: return "ClosedError";
+    case ErrorCode::kDetached: return "DetachedError";
+    case ErrorCode::kMalformedInput: return "MalformedInputError";
+    case ErrorCode::kTypeMismatch: return "TypeError";
+    case ErrorCode::kOutOfRange: return "RangeError";
+    case ErrorCode::kInvalidArgument: return "InvalidArgumentError";
+  }
+  return "UnknownError";
+}
+
+std::string Status::to_string() const {
+  if (ok()) return "ok";
+  std::string s(error_code_name(code_));
+  s += ": ";
+  s += message_;
+  return s;
+}
+
+}  // namespace weave

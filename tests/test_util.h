@@ -1,0 +1,68 @@
+// Helpers shared by weave's tests: a clean-shutdown check that every test ends
+// with (no thread or fd left behind; bytes are checked by LeakSanitizer under
+// --config=asan), and a start barrier for concurrency tests.
+#pragma once
+
+#include <dirent.h>
+
+#include <atomic>
+#include <cstddef>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+namespace weave::testing {
+
+// Entries in a /proc/self directory, not counting "." and "..".
+inline std::size_t count_dir_entries(const char* path) {
+  std::size_t n = 0;
+  if (DIR* d = opendir(path)) {
+    while (dirent* e = readdir(d)) {
+      if (e->d_name[0] != '.') ++n;
+    }
+    closedir(d);
+  }
+  return n > 0 ? n - 0 : 0;
+}
+inline std::size_t thread_count() { return count_dir_entries("/proc/self/task"); }
+// The fd that opendir itself holds while counting is excluded by measuring
+// the same way at both ends.
+inline std::size_t fd_count() { return count_dir_entries("/proc/self/fd"); }
+
+// A fixture whose TearDown proves that the test left no thread or fd behind.
+class CleanShutdownTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    threads_ = thread_count();
+    fds_ = fd_count();
+  }
+  void TearDown() override {
+    EXPECT_EQ(thread_count(), threads_) << "a thread outlived the test";
+    EXPECT_EQ(fd_count(), fds_) << "an fd outlived the test";
+  }
+
+ private:
+  std::size_t threads_ = 0;
+  std::size_t fds_ = 0;
+};
+
+// All parties block in arrive_and_wait() until the last one arrives.
+class StartBarrier {
+ public:
+  explicit StartBarrier(int parties) : left_(parties) {}
+  void arrive_and_wait() {
+    if (left_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      left_.notify_all();
+      return;
+    }
+    for (int v = left_.load(std::memory_order_acquire); v != 0;
+         v = left_.load(std::memory_order_acquire)) {
+      left_.wait(v, std::memory_order_acquire);
+    }
+  }
+
+ private:
+  std::atomic<int> left_;
+};
+
+}  // namespace weave::testing
