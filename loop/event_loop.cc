@@ -89,11 +89,16 @@ EventLoop::~EventLoop() {
 }
 
 bool EventLoop::alive() const noexcept {
-  return refs_ > 0 || !immediates_.empty() || core_->has_pending_tasks() ||
+  return refs_ > 0 || core_->has_pending_tasks() ||
          core_->has_external_refs();
 }
 
 void EventLoop::stop() noexcept { stop_ = true; }
+
+bool EventLoop::should_stop() noexcept {
+  if (!stop_ && core_->take_stop_request()) stop_ = true;
+  return stop_;
+}
 
 Timer EventLoop::add_timer(Clock::duration delay, Task fn, bool repeat, bool immediate) {
   if (delay < Clock::duration::zero()) delay = Clock::duration::zero();
@@ -146,7 +151,7 @@ void EventLoop::run_timers() {
   // Only timers due at the start of the phase run now; an interval re-armed
   // with a zero period waits for the next turn instead of spinning here.
   const std::uint64_t seq_limit = next_seq_;
-  while (!heap_.empty() && heap_.top().due <= now && heap_.top().seq < seq_limit && !stop_) {
+  while (!heap_.empty() && heap_.top().due <= now && heap_.top().seq < seq_limit && !should_stop()) {
     const HeapEntry top = heap_.top();
     heap_.pop();
     auto it = timers_.find(top.id);
@@ -158,6 +163,7 @@ void EventLoop::run_timers() {
       // callback sees it inactive and a throw leaves nothing behind.
       if (rec.refed) --refs_;
       timers_.erase(it);
+      ++callbacks_;
       fn();
       continue;
     }
@@ -173,6 +179,7 @@ void EventLoop::run_timers() {
       r.due = Clock::now() + r.period;
       heap_.push(HeapEntry{r.due, r.seq, id});
     }};
+    ++callbacks_;
     fn();
   }
 }
@@ -190,13 +197,14 @@ void EventLoop::run_immediates() {
     }
   }};
   while (i < batch.size()) {
-    if (stop_) return;
+    if (should_stop()) return;
     const std::uint64_t id = batch[i++];
     auto it = timers_.find(id);
     if (it == timers_.end()) continue;  // cleared
     Task fn = std::move(it->second.fn);
     if (it->second.refed) --refs_;
     timers_.erase(it);
+    ++callbacks_;
     fn();
   }
 }
@@ -230,18 +238,21 @@ void EventLoop::set_source_ref(internal::LoopSource* source, bool refed) {
 void EventLoop::run_ready_sources() {
   ready_.clear();
   core_->take_ready([this](internal::LoopSource* s) { ready_.push_back(s); });
-  for (std::size_t i = 0; i < ready_.size(); ++i) {
-    if (stop_) {
-      // Not dispatched this turn: put the rest back for the next one.
-      for (std::size_t j = i; j < ready_.size(); ++j) {
-        if (sources_.count(ready_[j])) core_->schedule(ready_[j]);
-      }
-      return;
+  std::size_t i = 0;
+  // Not dispatched this turn (stop, or a dispatch threw): back for the next one.
+  ScopeExit requeue{[&] {
+    for (std::size_t j = i; j < ready_.size(); ++j) {
+      if (sources_.count(ready_[j])) core_->schedule(ready_[j]);
     }
-    auto it = sources_.find(ready_[i]);
+    ready_.clear();
+  }};
+  while (i < ready_.size()) {
+    if (should_stop()) return;
+    auto it = sources_.find(ready_[i++]);
     if (it == sources_.end()) continue;  // removed since it was scheduled
     // Keep it alive through dispatch even if the handler unregisters it.
     std::shared_ptr<internal::LoopSource> keep = it->second.source;
+    ++callbacks_;
     keep->dispatch(*this);
   }
 }
@@ -278,18 +289,20 @@ bool EventLoop::run(RunMode mode) {
   stop_ = false;
   for (;;) {
     ++turns_;
+    const std::uint64_t callbacks_before = callbacks_;
     run_timers();
-    if (!stop_) core_->run_tasks();
-    if (!stop_) run_ready_sources();
-    if (!stop_) run_immediates();
-    if (core_->take_stop_request()) stop_ = true;
-    if (stop_) {
+    if (!should_stop()) callbacks_ += core_->run_tasks([this] { return !should_stop(); });
+    if (!should_stop()) run_ready_sources();
+    if (!should_stop()) run_immediates();
+    if (should_stop()) {
       stop_ = false;
       return alive();
     }
     const bool more = alive();
     if (mode == RunMode::kNoWait) return more;
     if (!more) return false;
+    // kOnce: one turn; park only if that turn found nothing ready.
+    if (mode == RunMode::kOnce && callbacks_ != callbacks_before) return more;
     park(true);
     if (mode == RunMode::kOnce) {
       // One turn's worth of work after the wait.

@@ -197,6 +197,7 @@ class EventLoop {
   void run_immediates();
   void run_ready_sources();
   void park(bool may_block);
+  bool should_stop() noexcept;
 
   std::shared_ptr<internal::LoopCore> core_;
   std::unordered_map<std::uint64_t, TimerRec> timers_;
@@ -210,6 +211,7 @@ class EventLoop {
   bool running_ = false;
   bool stop_ = false;
   std::uint64_t turns_ = 0;
+  std::uint64_t callbacks_ = 0;
   Clock::duration idle_{};
 };
 

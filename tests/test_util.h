@@ -22,12 +22,22 @@ inline std::size_t count_dir_entries(const char* path) {
     }
     closedir(d);
   }
-  return n > 0 ? n - 0 : 0;
+  return n;
 }
 inline std::size_t thread_count() { return count_dir_entries("/proc/self/task"); }
 // The fd that opendir itself holds while counting is excluded by measuring
 // the same way at both ends.
 inline std::size_t fd_count() { return count_dir_entries("/proc/self/fd"); }
+
+// ThreadSanitizer starts a background thread of its own on the process's
+// first pthread_create, which CleanShutdownTest would blame on whichever test
+// runs first. Creating (and joining) one thread before any test settles that.
+class SanitizerThreadWarmUp : public ::testing::Environment {
+ public:
+  void SetUp() override { std::thread([] {}).join(); }
+};
+inline ::testing::Environment* const kSanitizerThreadWarmUp =
+    ::testing::AddGlobalTestEnvironment(new SanitizerThreadWarmUp);
 
 // A fixture whose TearDown proves that the test left no thread or fd behind.
 class CleanShutdownTest : public ::testing::Test {

@@ -13,7 +13,9 @@ thread_local const char tls_tag = 0;
 
 LoopCore::~LoopCore() = default;
 
-bool LoopCore::owned_by_current_thread() const noexcept { return owner_tag_ == &tls_tag; }
+bool LoopCore::owned_by_current_thread() const noexcept {
+  return owner_tag_ == &tls_tag && !dead_.load(std::memory_order_acquire);
+}
 void LoopCore::bind_to_current_thread() noexcept { owner_tag_ = &tls_tag; }
 
 void LoopCore::schedule(LoopSource* s) noexcept {
@@ -64,22 +66,6 @@ void LoopCore::release_external_ref() noexcept {
   if (external_refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) notify();
 }
 
-std::size_t LoopCore::run_tasks() {
-  std::size_t ran = 0;
-  Task task;
-  // Bounded by what is pending now, so a task that posts more cannot starve
-  // timers and messages.
-  const auto budget = pending_tasks_.load(std::memory_order_acquire);
-  while (static_cast<std::int64_t>(ran) < budget && tasks_.try_dequeue(task)) {
-    ++ran;
-    Task run = std::move(task);
-    // Counted down before running so that a throwing task is not left pending.
-    pending_tasks_.fetch_sub(1, std::memory_order_acq_rel);
-    run();
-  }
-  return ran;
-}
-
 void LoopCore::park(std::optional<std::chrono::nanoseconds> timeout) noexcept {
   const auto start = std::chrono::steady_clock::now();
   auto spin_until = start + kSpinFor;
@@ -111,7 +97,7 @@ void LoopCore::shut_down() {
   // Posters that passed the dead_ check are about to enqueue: run their tasks
   // (the owner thread still exists here) so none is dropped silently.
   while (pending_tasks_.load(std::memory_order_seq_cst) > 0) {
-    if (run_tasks() == 0) cpu_relax();
+    if (run_tasks([] { return true; }) == 0) cpu_relax();
   }
 }
 

@@ -71,11 +71,16 @@ class LoopCore {
   template <class Fn>
   void take_ready(Fn&& visit);
   // Runs queued tasks; returns how many ran.
-  std::size_t run_tasks();
+  template <class KeepGoing>
+  std::size_t run_tasks(KeepGoing&& keep_going);
   // Spins briefly, then parks until notify() or the timeout. Returns at once
   // if a notify() arrived since the last park.
   void park(std::optional<std::chrono::nanoseconds> timeout) noexcept;
-  bool take_stop_request() noexcept { return stop_requested_.exchange(false, std::memory_order_acq_rel); }
+  bool take_stop_request() noexcept {
+    // A plain load first: checked between callbacks, usually false.
+    return stop_requested_.load(std::memory_order_relaxed) &&
+           stop_requested_.exchange(false, std::memory_order_acq_rel);
+  }
   [[nodiscard]] bool has_pending_tasks() const noexcept {
     return pending_tasks_.load(std::memory_order_acquire) > 0;
   }
@@ -135,11 +140,30 @@ void LoopCore::take_ready(Fn&& visit) {
   while (prev) {
     LoopSource* next = prev->next_;
     prev->next_ = nullptr;
-    // Cleared before dispatch: a schedule during dispatch re-queues it.
-    prev->queued_.store(false, std::memory_order_seq_cst);
+    // Cleared before dispatch: a schedule during dispatch re-queues it. An
+    // RMW, not a store: a schedule merged into this one (it found queued_
+    // set) wrote state too, and this acquire makes that visible to dispatch.
+    prev->queued_.exchange(false, std::memory_order_acq_rel);
     visit(prev);
     prev = next;
   }
+}
+
+template <class KeepGoing>
+std::size_t LoopCore::run_tasks(KeepGoing&& keep_going) {
+  std::size_t ran = 0;
+  Task task;
+  // Bounded by what is pending now, so a task that posts more cannot starve
+  // timers and messages.
+  const auto budget = pending_tasks_.load(std::memory_order_acquire);
+  while (static_cast<std::int64_t>(ran) < budget && keep_going() && tasks_.try_dequeue(task)) {
+    ++ran;
+    Task run = std::move(task);
+    // Counted down before running so that a throwing task is not left pending.
+    pending_tasks_.fetch_sub(1, std::memory_order_acq_rel);
+    run();
+  }
+  return ran;
 }
 
 }  // namespace weave::internal
