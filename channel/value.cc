@@ -183,9 +183,9 @@ class Cloner {
   Status add_transfer(const ArrayBuffer& b) {
     const auto& s = b.storage();
     if (s->detached) return clone_error("an ArrayBuffer in the transfer list is already detached");
-    if (map_.count(s.get())) return clone_error("an ArrayBuffer is listed twice in the transfer list");
+    if (map_.find(s.get())) return clone_error("an ArrayBuffer is listed twice in the transfer list");
     auto dst = std::make_shared<BufferStorage>();
-    map_.emplace(s.get(), dst);
+    map_.add(s.get(), dst);
     plan_.moves.emplace_back(s, dst);
     return Status();
   }
@@ -240,18 +240,49 @@ class Cloner {
   // Aliasing is kept: a buffer reached twice is cloned once.
   Result<ArrayBuffer> buffer(const ArrayBuffer& b) {
     const auto& s = b.storage();
-    auto it = map_.find(s.get());
-    if (it != map_.end()) return ArrayBuffer(it->second);
+    if (const auto* known = map_.find(s.get())) return ArrayBuffer(*known);
     if (s->detached) return clone_error("an ArrayBuffer is detached and could not be cloned");
     ArrayBuffer copy = ArrayBuffer::copy_of(b.bytes());
-    map_.emplace(s.get(), copy.storage());
+    map_.add(s.get(), copy.storage());
     return copy;
   }
 
   static TypedArray make_view(const TypedArray& t, ArrayBuffer b);
 
+  // source storage -> clone's storage. Messages carry few buffers: a flat
+  // vector searched linearly, switching to a hash map past kFlatMax.
+  class BufferMap {
+   public:
+    static constexpr std::size_t kFlatMax = 16;
+    const std::shared_ptr<BufferStorage>* find(const BufferStorage* key) const {
+      if (!hashed_.empty()) {
+        auto it = hashed_.find(key);
+        return it == hashed_.end() ? nullptr : &it->second;
+      }
+      for (const auto& [k, v] : flat_) {
+        if (k == key) return &v;
+      }
+      return nullptr;
+    }
+    void add(const BufferStorage* key, std::shared_ptr<BufferStorage> value) {
+      if (hashed_.empty() && flat_.size() < kFlatMax) {
+        flat_.emplace_back(key, std::move(value));
+        return;
+      }
+      if (hashed_.empty()) {
+        for (auto& [k, v] : flat_) hashed_.emplace(k, std::move(v));
+        flat_.clear();
+      }
+      hashed_.emplace(key, std::move(value));
+    }
+
+   private:
+    std::vector<std::pair<const BufferStorage*, std::shared_ptr<BufferStorage>>> flat_;
+    std::unordered_map<const BufferStorage*, std::shared_ptr<BufferStorage>> hashed_;
+  };
+
   TransferPlan& plan_;
-  std::unordered_map<const BufferStorage*, std::shared_ptr<BufferStorage>> map_;
+  BufferMap map_;
 };
 
 }  // namespace

@@ -1,0 +1,159 @@
+#include "channel/broadcast_channel.h"
+
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "channel/internal/clone.h"
+#include "channel/internal/inbox.h"
+
+namespace weave {
+namespace internal {
+
+// Base-from-member: the inbox must exist before InboxSource takes a token on it.
+struct InboxHolder {
+  Inbox inbox;
+};
+
+class BroadcastSub final : private InboxHolder, public InboxSource {
+ public:
+  explicit BroadcastSub(std::string name) : InboxSource(inbox), name_(std::move(name)) {}
+  ~BroadcastSub() override { inbox.unbind(); }
+
+  const std::string& name() const noexcept { return name_; }
+  bool closed() const noexcept { return closed_; }
+  void mark_closed() noexcept {
+    closed_ = true;
+    inbox.close_from_consumer();
+  }
+  // From any sending thread; false once this instance has closed.
+  bool deliver(Value v) {
+    Message m;
+    m.data = std::move(v);
+    return inbox.push(nullptr, std::move(m));
+  }
+
+ private:
+  std::string name_;
+  bool closed_ = false;
+};
+
+namespace {
+
+// name -> open instances. Leaked on purpose: instances in thread_locals or
+// statics may close after static destructors ran.
+struct Registry {
+  std::mutex mu;
+  std::unordered_map<std::string, std::vector<std::shared_ptr<BroadcastSub>>> by_name;
+};
+Registry& registry() {
+  static Registry* r = new Registry();
+  return *r;
+}
+
+void join(const std::shared_ptr<BroadcastSub>& sub) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  r.by_name[sub->name()].push_back(sub);
+}
+
+void leave(const BroadcastSub* sub) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  auto it = r.by_name.find(sub->name());
+  if (it == r.by_name.end()) return;
+  auto& v = it->second;
+  for (auto i = v.begin(); i != v.end(); ++i) {
+    if (i->get() == sub) {
+      v.erase(i);
+      break;
+    }
+  }
+  if (v.empty()) r.by_name.erase(it);
+}
+
+std::vector<std::shared_ptr<BroadcastSub>> others(const BroadcastSub* self) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  std::vector<std::shared_ptr<BroadcastSub>> out;
+  auto it = r.by_name.find(self->name());
+  if (it == r.by_name.end()) return out;
+  out.reserve(it->second.size());
+  for (const auto& s : it->second) {
+    if (s.get() != self) out.push_back(s);
+  }
+  return out;
+}
+
+}  // namespace
+}  // namespace internal
+
+BroadcastChannel::BroadcastChannel(std::string name)
+    : sub_(std::make_shared<internal::BroadcastSub>(std::move(name))) {
+  internal::join(sub_);
+}
+
+BroadcastChannel::BroadcastChannel(BroadcastChannel&&) noexcept = default;
+
+BroadcastChannel& BroadcastChannel::operator=(BroadcastChannel&& o) noexcept {
+  if (this != &o) {
+    close();
+    sub_ = std::move(o.sub_);
+  }
+  return *this;
+}
+
+BroadcastChannel::~BroadcastChannel() { close(); }
+
+const std::string& BroadcastChannel::name() const noexcept {
+  static const std::string kEmpty;
+  return sub_ ? sub_->name() : kEmpty;
+}
+
+bool BroadcastChannel::closed() const noexcept { return !sub_ || sub_->closed(); }
+
+Status BroadcastChannel::post_message(const Value& value) {
+  if (closed()) return Status(ErrorCode::kClosed, "BroadcastChannel is closed");
+  auto receivers = internal::others(sub_.get());
+  if (receivers.empty()) {
+    // Still report a value that cannot be cloned, as if someone listened.
+    auto probe = structured_clone(value);
+    return probe ? Status() : probe.status();
+  }
+  for (std::size_t i = 0; i < receivers.size(); ++i) {
+    // Each receiver gets its own copy; only the first clone can fail (the
+    // value is the same each time), so a failure sends nothing.
+    auto copy = structured_clone(value);
+    if (!copy) return copy.status();
+    // A receiver that closed meanwhile drops it, as in Node.
+    (void)receivers[i]->deliver(std::move(*copy));
+  }
+  return Status();
+}
+
+void BroadcastChannel::on_message(MessagePort::MessageHandler handler) {
+  if (closed()) return;
+  if (!handler) {
+    sub_->set_message_handler(nullptr);
+    return;
+  }
+  sub_->set_message_handler(std::move(handler));
+}
+
+void BroadcastChannel::close() {
+  if (!sub_ || sub_->closed()) return;
+  internal::leave(sub_.get());
+  sub_->mark_closed();
+  sub_->unbind_from_loop();
+}
+
+BroadcastChannel& BroadcastChannel::ref() {
+  if (sub_) sub_->set_ref(true);
+  return *this;
+}
+BroadcastChannel& BroadcastChannel::unref() {
+  if (sub_) sub_->set_ref(false);
+  return *this;
+}
+
+}  // namespace weave

@@ -1,0 +1,368 @@
+#include "channel/message_port.h"
+
+#include <atomic>
+#include <cassert>
+#include <utility>
+
+#include "channel/internal/clone.h"
+#include "channel/internal/inbox.h"
+#include "loop/event_loop.h"
+
+namespace weave {
+namespace internal {
+
+// --- InboxSource -------------------------------------------------------------------
+
+void InboxSource::bind_if_needed() {
+  if (loop_) {
+    assert(loop_ == &EventLoop::current() &&
+           "weave::MessagePort: handlers must be set on the thread that owns the port");
+    return;
+  }
+  EventLoop& loop = EventLoop::current();
+  loop_ = &loop;
+  binding_ = std::make_shared<LoopBinding>(shared_from_this());
+  loop.add_source(binding_, false);
+  inbox_.bind(&loop.core(), binding_.get());
+  update_ref();
+  // Deliver whatever is already queued (and arm the inbox) on the next turn.
+  loop.core().schedule(binding_.get());
+}
+
+void LoopBinding::dispatch(EventLoop& loop) {
+  // A local reference: the handler may destroy the port, which detaches us.
+  if (std::shared_ptr<InboxSource> owner = owner_) owner->dispatch(loop);
+}
+
+void LoopBinding::on_loop_destroyed() noexcept {
+  if (owner_) owner_->on_loop_destroyed();
+  owner_.reset();
+}
+
+void InboxSource::update_ref() {
+  if (!loop_) return;
+  loop_->set_source_ref(binding_.get(), refed_ && on_message_ && !close_emitted_);
+}
+
+void InboxSource::set_message_handler(Handler h) {
+  on_message_ = h ? std::make_shared<Handler>(std::move(h)) : nullptr;
+  if (on_message_ || on_close_) bind_if_needed();
+  update_ref();
+  if (loop_) loop_->core().schedule(binding_.get());
+}
+
+void InboxSource::set_close_handler(CloseHandler h) {
+  on_close_ = h ? std::make_shared<CloseHandler>(std::move(h)) : nullptr;
+  if (on_close_) bind_if_needed();
+}
+
+void InboxSource::set_ref(bool refed) {
+  refed_ = refed;
+  update_ref();
+}
+
+void InboxSource::unbind_from_loop() {
+  on_message_.reset();
+  on_close_.reset();
+  if (!loop_) return;
+  // Unbind first: once this returns no producer can schedule us any more.
+  inbox_.unbind();
+  EventLoop* loop = loop_;
+  loop_ = nullptr;
+  std::shared_ptr<LoopBinding> binding = std::move(binding_);
+  binding->detach();
+  loop->remove_source(binding.get());  // retired there if still on its stack
+}
+
+void InboxSource::on_loop_destroyed() noexcept {
+  inbox_.unbind();
+  loop_ = nullptr;
+  binding_.reset();
+  on_message_.reset();
+  on_close_.reset();
+}
+
+void InboxSource::poke() {
+  if (loop_) loop_->core().schedule(binding_.get());
+}
+
+bool InboxSource::take(Message& out) {
+  if (stash_pos_ < stash_len_) {
+    out = std::move(stash_[stash_pos_++]);
+  } else if (!inbox_.take(token_, out)) {
+    return false;
+  }
+  // The last message taken by hand may complete a close: let the loop emit it.
+  if (loop_ && finished()) poke();
+  return true;
+}
+
+namespace {
+// The source whose handler is running on this thread. If that handler
+// transfers the very port it is called for, the port belongs to another
+// thread as soon as the post returns, and dispatch must not touch it again.
+struct DispatchFrame {
+  const InboxSource* source;
+  bool moved_away = false;
+};
+thread_local DispatchFrame* tl_frame = nullptr;
+}  // namespace
+
+void InboxSource::note_transferred() noexcept {
+  if (tl_frame && tl_frame->source == this) tl_frame->moved_away = true;
+}
+
+void InboxSource::dispatch(EventLoop& loop) {
+  // The loop holds a reference to this source for the whole call, so a
+  // handler may destroy the port that owns it.
+  if (loop_ != &loop) return;  // scheduled before it moved or unbound
+  int n = 0;
+  std::shared_ptr<Handler> h = on_message_;  // re-read only if a handler replaces it
+  while (on_message_ && loop_ == &loop) {
+    if (stash_pos_ == stash_len_) {
+      if (n >= kBudget) {
+        loop.core().schedule(binding_.get());  // more next turn; other sources go first
+        return;
+      }
+      if (!stash_) stash_ = std::make_unique<Message[]>(kBatch);  // once per port
+      stash_pos_ = 0;
+      stash_len_ = inbox_.take_bulk(token_, stash_.get(), kBatch);
+      if (stash_len_ == 0) {
+        if (!inbox_.arm()) continue;  // one arrived between take and arm
+        break;
+      }
+    }
+    Message& m = stash_[stash_pos_++];
+    ++n;
+    if (h != on_message_) h = on_message_;
+    Message msg = std::move(m);  // the slot is reused; the handler owns this one
+    DispatchFrame frame{this};
+    // If the handler throws, the exception leaves run(); the rest of the
+    // messages wait for the next turn rather than being dropped. Either way
+    // a port handed to another thread inside the handler is not touched.
+    struct Guard {
+      InboxSource* s;
+      EventLoop& l;
+      DispatchFrame& f;
+      DispatchFrame* outer;
+      bool done = false;
+      ~Guard() {
+        tl_frame = outer;
+        if (!done && !f.moved_away && s->loop_ == &l) l.core().schedule(s->binding_.get());
+      }
+    } guard{this, loop, frame, std::exchange(tl_frame, &frame)};
+    (*h)(msg);
+    guard.done = true;
+    if (frame.moved_away) return;  // handed to another thread: hands off
+  }
+  if (loop_ != &loop || close_emitted_) return;
+  // The close event comes after every accepted message was delivered (or,
+  // with no message handler, as soon as the channel closed: the messages stay
+  // for receive_message_on_port).
+  if (inbox_.closed() && (!on_message_ || finished())) {
+    close_emitted_ = true;
+    std::shared_ptr<CloseHandler> c = on_close_;
+    unbind_from_loop();  // nothing more will be dispatched
+    if (c) (*c)();
+  }
+}
+
+// --- Endpoint ----------------------------------------------------------------------
+
+namespace {
+std::atomic<std::size_t> g_live_ports{0};
+}
+
+struct ChannelState {
+  Inbox inbox[2];
+};
+
+class Endpoint final : public InboxSource {
+ public:
+  Endpoint(std::shared_ptr<ChannelState> chan, int side)
+      : InboxSource(chan->inbox[side]),
+        chan_(chan),
+        side_(side),
+        out_token_(chan->inbox[1 - side].queue()) {
+    g_live_ports.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~Endpoint() override {
+    close();
+    unbind_from_loop();  // normally already done by ~MessagePort
+    in().unbind();
+    g_live_ports.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  Inbox& out() noexcept { return chan_->inbox[1 - side_]; }
+  Inbox& in() noexcept { return chan_->inbox[side_]; }
+  bool entangled_with(const Endpoint& o) const noexcept { return chan_ == o.chan_; }
+
+  bool closed() noexcept {
+    if (!closed_ && out().closed_approx()) closed_ = true;  // the peer closed
+    return closed_;
+  }
+
+  void close() noexcept {
+    if (closed_local_) return;
+    closed_local_ = true;
+    closed_ = true;
+    // Our posts so far reach the peer, then its close event; its posts
+    // counted so far reach us, later ones fail.
+    out().close_from_producer();
+    in().close_from_consumer();
+    poke();
+  }
+
+  template <class V>
+  Status post(V&& value, Transfer* transfer);
+
+ private:
+  std::shared_ptr<ChannelState> chan_;
+  int side_;
+  moodycamel::ProducerToken out_token_;  // destroyed before chan_ (declared after)
+  bool closed_ = false;        // this side can post no more
+  bool closed_local_ = false;  // close() ran here
+};
+
+namespace {
+Status closed_status() { return Status(ErrorCode::kClosed, "MessagePort is closed"); }
+Status clone_error(const char* what) { return Status(ErrorCode::kDataCloneError, what); }
+
+bool is_inline_scalar(const Value& v) {
+  switch (v.type()) {
+    case Value::Type::kArrayBuffer:
+    case Value::Type::kTypedArray:
+    case Value::Type::kArray:
+    case Value::Type::kObject: return false;
+    default: return true;
+  }
+}
+}  // namespace
+
+template <class V>
+Status Endpoint::post(V&& value, Transfer* transfer) {
+  if (closed()) return closed_status();
+  Message m;
+  if (!transfer && is_inline_scalar(value)) {
+    m.data = std::forward<V>(value);  // nothing to walk, nothing to transfer
+  } else {
+    if (transfer) {
+      for (std::size_t i = 0; i < transfer->ports.size(); ++i) {
+        const auto& p = transfer->ports[i].endpoint();
+        if (!p) return clone_error("a MessagePort in the transfer list is empty (moved from)");
+        if (p.get() == this) return clone_error("Transfer list contains source port");
+        if (entangled_with(*p)) return clone_error("Transfer list contains the source port's peer");
+        if (p->closed()) return clone_error("a MessagePort in the transfer list is closed");
+        for (std::size_t j = 0; j < i; ++j) {
+          if (transfer->ports[j].endpoint() == p) {
+            return clone_error("a MessagePort is listed twice in the transfer list");
+          }
+        }
+      }
+    }
+    TransferPlan plan;
+    std::span<ArrayBuffer> buffers;
+    if (transfer) buffers = transfer->buffers;
+    auto cloned = clone_value(value, buffers, plan);
+    if (!cloned) return cloned.status();
+    // Nothing can fail from here on: commit.
+    commit_transfers(plan);
+    m.data = std::move(*cloned);
+    if (transfer) {
+      for (MessagePort& p : transfer->ports) {
+        p.endpoint()->unbind_from_loop();  // it will deliver on the receiver's loop
+        p.endpoint()->note_transferred();
+      }
+      m.ports = std::move(transfer->ports);
+      transfer->ports.clear();
+    }
+  }
+  if (!out().push(&out_token_, std::move(m))) {
+    closed_ = true;  // the peer closed first; this message is not delivered
+    return closed_status();
+  }
+  return Status();
+}
+
+template Status Endpoint::post(const Value&, Transfer*);
+template Status Endpoint::post(Value&&, Transfer*);
+
+}  // namespace internal
+
+// --- MessagePort -------------------------------------------------------------------
+
+MessagePort::MessagePort() noexcept = default;
+MessagePort::MessagePort(std::shared_ptr<internal::Endpoint> ep) noexcept : ep_(std::move(ep)) {}
+MessagePort::MessagePort(MessagePort&& o) noexcept : ep_(std::move(o.ep_)) {}
+
+MessagePort& MessagePort::operator=(MessagePort&& o) noexcept {
+  if (this != &o) {
+    MessagePort old(std::move(*this));
+    ep_ = std::move(o.ep_);
+  }
+  return *this;
+}
+
+MessagePort::~MessagePort() {
+  if (!ep_) return;
+  ep_->close();
+  ep_->unbind_from_loop();
+}
+
+Status MessagePort::post_message(const Value& value) {
+  if (!ep_) return internal::closed_status();
+  return ep_->post(value, nullptr);
+}
+
+Status MessagePort::post_message(Value&& value) {
+  if (!ep_) return internal::closed_status();
+  return ep_->post(std::move(value), nullptr);
+}
+
+Status MessagePort::post_message(const Value& value, Transfer&& transfer) {
+  if (!ep_) return internal::closed_status();
+  return ep_->post(value, &transfer);
+}
+
+void MessagePort::on_message(MessageHandler handler) {
+  if (ep_) ep_->set_message_handler(std::move(handler));
+}
+
+void MessagePort::on_close(CloseHandler handler) {
+  if (ep_) ep_->set_close_handler(std::move(handler));
+}
+
+void MessagePort::close() {
+  if (ep_) ep_->close();
+}
+
+MessagePort& MessagePort::ref() {
+  if (ep_) ep_->set_ref(true);
+  return *this;
+}
+MessagePort& MessagePort::unref() {
+  if (ep_) ep_->set_ref(false);
+  return *this;
+}
+bool MessagePort::has_ref() const noexcept { return ep_ && ep_->has_ref(); }
+bool MessagePort::closed() const noexcept { return !ep_ || ep_->closed(); }
+std::size_t MessagePort::pending_approx() const noexcept { return ep_ ? ep_->pending() : 0; }
+
+std::optional<MessageEvent> receive_message_on_port(MessagePort& port) {
+  if (!port.ep_) return std::nullopt;
+  MessageEvent ev;
+  if (!port.ep_->take(ev)) return std::nullopt;
+  return ev;
+}
+
+MessageChannel::MessageChannel() {
+  auto chan = std::make_shared<internal::ChannelState>();
+  port1 = MessagePort(std::make_shared<internal::Endpoint>(chan, 0));
+  port2 = MessagePort(std::make_shared<internal::Endpoint>(chan, 1));
+}
+
+std::size_t live_port_count_approx() noexcept {
+  return internal::g_live_ports.load(std::memory_order_relaxed);
+}
+
+}  // namespace weave

@@ -1,0 +1,170 @@
+// weave::MessageChannel, weave::MessagePort: Node's port pair between threads.
+//
+//   MessageChannel ch;                       // ch.port1 <-> ch.port2
+//   ch.port2.on_message([](MessageEvent& e) { use(e.data); });
+//   ch.port1.post_message(Object{{"n", 1}}); // delivered on port2's loop
+//
+// Delivery: what one port posts, the other receives in post order, none lost,
+// none duplicated — also across a transfer of either port to another thread.
+// Posting never blocks. A port with an on_message handler delivers on the
+// event loop of the thread that set the handler (EventLoop::current()); a
+// port without one keeps its messages for receive_message_on_port().
+//
+// Values are cloned when posted (channel/value.h): nothing the sender does
+// afterwards reaches the receiver. Buffers in the transfer list move instead
+// (same memory at the receiver, detached at the sender), and ports in it
+// travel to the receiver, arriving in MessageEvent::ports.
+//
+// Close: close() on either side, or destroying a port, closes the channel.
+// Every post that returned ok is delivered before the receiver's close event;
+// every later post returns a kClosed Status (false) — never an exception,
+// never a block, never a silent loss. A port destroyed with undelivered
+// messages drops them: its owner chose to.
+//
+// Threading: a MessagePort belongs to one thread at a time (the one that
+// created or received it); posting it to another thread hands it over. Every
+// member is "Owner thread only".
+//
+// Memory ordering: every write made before post_message(m) is visible to the
+// receiver once it has received m.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "channel/codec.h"
+#include "channel/status.h"
+#include "channel/value.h"
+
+namespace weave {
+
+namespace internal {
+class Endpoint;
+}
+
+class MessagePort;
+class Transfer;
+
+// What a handler receives: the cloned value and the ports that came with it.
+struct MessageEvent {
+  Value data;
+  std::vector<MessagePort> ports;
+
+  // The data decoded as T through its Codec. Allocates.
+  template <class T>
+  [[nodiscard]] Result<T> get() const {
+    return from_value<T>(data);
+  }
+};
+
+class MessagePort {
+ public:
+  using MessageHandler = std::function<void(MessageEvent&)>;
+  using CloseHandler = std::function<void()>;
+
+  // An empty port (moved-from, or not yet assigned); posting on it returns
+  // kClosed.
+  MessagePort() noexcept;
+  MessagePort(MessagePort&&) noexcept;
+  // Closes the port it held before taking `other`'s.
+  MessagePort& operator=(MessagePort&& other) noexcept;
+  MessagePort(const MessagePort&) = delete;
+  MessagePort& operator=(const MessagePort&) = delete;
+  // Closes the channel; no handler of this port runs afterwards.
+  ~MessagePort();
+
+  // Posts a clone of `value`. ok, or: kClosed (false) once this side or the
+  // peer closed; kDataCloneError (nothing sent, nothing detached) for a value
+  // that cannot be cloned. Owner thread only. Never blocks. Allocates (not
+  // for scalars and strings of up to 15 bytes, once the queue has blocks).
+  Status post_message(const Value& value);
+  // Same; a scalar or string is moved rather than copied (containers are
+  // still cloned: their buffers may be shared with the caller).
+  Status post_message(Value&& value);
+  // With a transfer list (see Transfer). Extra errors, all kDataCloneError with
+  // nothing sent: a buffer listed twice or already detached; a port that is
+  // empty, closed, this port or its peer. On error `transfer` keeps its ports.
+  Status post_message(const Value& value, Transfer&& transfer);
+  // Posts any type with a weave::Codec (see channel/codec.h).
+  template <class T>
+    requires(!std::is_convertible_v<const T&, Value> && Encodable<T>)
+  Status post_message(const T& value) {
+    return post_message(to_value(value));
+  }
+
+  // Sets the handler and starts delivery on the calling thread's loop (Node's
+  // port.on('message')). Replaces an earlier handler; nullptr stops delivery
+  // (messages then wait). Owner thread only. Allocates.
+  void on_message(MessageHandler handler);
+  // Runs once, on the loop, after the last accepted message was delivered and
+  // the channel is closed. Owner thread only. Allocates.
+  void on_close(CloseHandler handler);
+
+  // Closes both sides of the channel. Idempotent. Owner thread only.
+  void close();
+
+  // A referenced port with a message handler keeps its loop alive (default);
+  // an unreferenced one does not. Owner thread only. Never blocks.
+  MessagePort& ref();
+  MessagePort& unref();
+  [[nodiscard]] bool has_ref() const noexcept;
+
+  // False for an empty port.
+  [[nodiscard]] bool valid() const noexcept { return ep_ != nullptr; }
+  explicit operator bool() const noexcept { return valid(); }
+  // True once this side cannot post any more (closed here or by the peer).
+  [[nodiscard]] bool closed() const noexcept;
+  // Accepted messages not yet received.
+  [[nodiscard]] std::size_t pending_approx() const noexcept;
+
+  // Node's receiveMessageOnPort: the next message, or nothing. Works with or
+  // without a handler. Owner thread only. Never blocks. Never allocates.
+  friend std::optional<MessageEvent> receive_message_on_port(MessagePort& port);
+
+  // --- for weave's own use ------------------------------------------------------
+  explicit MessagePort(std::shared_ptr<internal::Endpoint> ep) noexcept;
+  [[nodiscard]] const std::shared_ptr<internal::Endpoint>& endpoint() const noexcept { return ep_; }
+
+ private:
+  friend class Transfer;
+  std::shared_ptr<internal::Endpoint> ep_;
+};
+
+std::optional<MessageEvent> receive_message_on_port(MessagePort& port);
+
+// The transfer list of a post: buffers to move instead of copy, and ports to
+// hand over.
+//   port.post_message(v, Transfer().add(buf).add(std::move(other_port)));
+class Transfer {
+ public:
+  Transfer() = default;
+  Transfer& add(ArrayBuffer buffer) & {
+    buffers.push_back(std::move(buffer));
+    return *this;
+  }
+  Transfer&& add(ArrayBuffer buffer) && { return std::move(add(std::move(buffer))); }
+  Transfer& add(MessagePort&& port) & {
+    ports.push_back(std::move(port));
+    return *this;
+  }
+  Transfer&& add(MessagePort&& port) && { return std::move(add(std::move(port))); }
+
+  std::vector<ArrayBuffer> buffers;
+  std::vector<MessagePort> ports;
+};
+
+// Two entangled ports. Allocates.
+class MessageChannel {
+ public:
+  MessageChannel();
+  MessagePort port1;
+  MessagePort port2;
+};
+
+// Live channel endpoints in the process (for leak checks in tests). Any thread.
+[[nodiscard]] std::size_t live_port_count_approx() noexcept;
+
+}  // namespace weave
