@@ -190,6 +190,9 @@ class Endpoint final : public InboxSource {
     close();
     unbind_from_loop();  // normally already done by ~MessagePort
     in().unbind();
+    // Undelivered messages (and the ports inside them) go with this end;
+    // the queue itself lives on while the peer does.
+    in().abandon(token_);
     g_live_ports.fetch_sub(1, std::memory_order_relaxed);
   }
 
@@ -215,6 +218,7 @@ class Endpoint final : public InboxSource {
 
   template <class V>
   Status post(V&& value, Transfer* transfer);
+  Status refused();
 
  private:
   std::shared_ptr<ChannelState> chan_;
@@ -238,6 +242,11 @@ bool is_inline_scalar(const Value& v) {
   }
 }
 }  // namespace
+
+Status Endpoint::refused() {
+  closed_ = true;  // the peer closed first: nothing was sent
+  return closed_status();
+}
 
 template <class V>
 Status Endpoint::post(V&& value, Transfer* transfer) {
@@ -265,9 +274,12 @@ Status Endpoint::post(V&& value, Transfer* transfer) {
     if (transfer) buffers = transfer->buffers;
     auto cloned = clone_value(value, buffers, plan);
     if (!cloned) return cloned.status();
-    // Nothing can fail from here on: commit.
-    commit_transfers(plan);
     m.data = std::move(*cloned);
+    // Counted first, committed after: a post refused by the peer's close
+    // leaves the transfer list and its buffers exactly as they were.
+    const Inbox::Reservation r = out().reserve();
+    if (!r.accepted) return refused();
+    commit_transfers(plan);
     if (transfer) {
       for (MessagePort& p : transfer->ports) {
         p.endpoint()->unbind_from_loop();  // it will deliver on the receiver's loop
@@ -276,11 +288,10 @@ Status Endpoint::post(V&& value, Transfer* transfer) {
       m.ports = std::move(transfer->ports);
       transfer->ports.clear();
     }
+    out().publish(&out_token_, std::move(m), r);
+    return Status();
   }
-  if (!out().push(&out_token_, std::move(m))) {
-    closed_ = true;  // the peer closed first; this message is not delivered
-    return closed_status();
-  }
+  if (!out().push(&out_token_, std::move(m))) return refused();
   return Status();
 }
 

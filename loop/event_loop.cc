@@ -225,6 +225,11 @@ void EventLoop::remove_source(internal::LoopSource* source) {
   auto it = sources_.find(source);
   if (it == sources_.end()) return;
   if (it->second.refed) --refs_;
+  // Still on the core's ready stack (scheduled, not yet taken): the stack
+  // holds a raw pointer, so keep the source alive until the next take.
+  if (source->queued_.load(std::memory_order_acquire)) {
+    retired_.push_back(std::move(it->second.source));
+  }
   sources_.erase(it);
 }
 
@@ -238,6 +243,9 @@ void EventLoop::set_source_ref(internal::LoopSource* source, bool refed) {
 void EventLoop::run_ready_sources() {
   ready_.clear();
   core_->take_ready([this](internal::LoopSource* s) { ready_.push_back(s); });
+  // Retired sources are off the stack now; ready_ may still name them, but
+  // they are no longer in sources_, so they are skipped without a touch.
+  retired_.clear();
   std::size_t i = 0;
   // Not dispatched this turn (stop, or a dispatch threw): back for the next one.
   ScopeExit requeue{[&] {
@@ -275,9 +283,7 @@ void EventLoop::park(bool may_block) {
     }
   }
   if (timeout && timeout->count() == 0) return;
-  const auto start = Clock::now();
-  core_->park(timeout);
-  idle_ += Clock::now() - start;
+  idle_ += core_->park(timeout);
 }
 
 bool EventLoop::run(RunMode mode) {

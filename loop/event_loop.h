@@ -147,7 +147,8 @@ class EventLoop {
   // A handle other threads may keep. Any thread.
   [[nodiscard]] LoopHandle handle() const { return LoopHandle(core_); }
 
-  // Counters for utilization: loop turns, and time spent parked.
+  // Counters for utilization: loop turns, and time spent parked in the
+  // kernel (the short spin before parking counts as busy).
   // Owner thread only. Never blocks. Never allocates.
   [[nodiscard]] std::uint64_t turns() const noexcept { return turns_; }
   [[nodiscard]] Clock::duration idle_time() const noexcept { return idle_; }
@@ -205,6 +206,8 @@ class EventLoop {
   std::vector<std::uint64_t> immediates_;
   std::unordered_map<internal::LoopSource*, SourceRec> sources_;
   std::vector<internal::LoopSource*> ready_;  // scratch for one turn
+  // Removed while still on the ready stack; freed after the next take.
+  std::vector<std::shared_ptr<internal::LoopSource>> retired_;
   std::uint64_t next_timer_id_ = 1;
   std::uint64_t next_seq_ = 0;
   std::int64_t refs_ = 0;  // refed pending timers + immediates + refed sources

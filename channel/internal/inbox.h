@@ -4,12 +4,14 @@
 //
 //   state = posted << 2 | kArmed | kClosed
 //
-// Producer (post): enqueue, then one fetch_add on the state word. That single
-// RMW (a) publishes the message: the consumer acquires the count before it
-// dequeues; (b) wakes the consumer only if it was armed (idle), so a busy
-// consumer costs producers no wake-up and no system call; (c) tells the
-// producer whether the consumer had closed first — then the post failed and
-// returns false, and the message is never delivered.
+// Producer (post): one fetch_add on the state word reserves the post, then
+// the message is enqueued. That single RMW (a) tells the producer whether the
+// consumer had closed first — then the post fails before anything was
+// committed: nothing is sent, detached or handed over; (b) says whether the
+// consumer was armed (idle) and must be scheduled after the enqueue, so a
+// busy consumer costs producers no wake-up and no system call. A consumer
+// that finds a counted message not yet in the queue waits the moment it takes
+// its producer to finish the enqueue.
 //
 // Consumer: takes messages while received < posted; when it runs dry it arms
 // with a CAS that fails if the count moved, so a post can never slip between
@@ -33,6 +35,7 @@
 #include <limits>
 #include <memory>
 #include <mutex>  // std::lock_guard
+#include <thread>
 #include <vector>
 
 #include "atomics/internal/futex.h"
@@ -77,20 +80,34 @@ class Inbox {
   [[nodiscard]] moodycamel::ConcurrentQueue<Message>& queue() noexcept { return queue_; }
 
   // --- producer side ----------------------------------------------------------
-  // Enqueues `m` (with `token`, or the calling thread's implicit producer).
-  // False when the consumer closed first: the message will not be delivered.
+  struct Reservation {
+    bool accepted;  // false: the consumer closed first; nothing may be sent
+    bool armed;     // the consumer was idle: publish() must schedule it
+  };
+  // Step 1 of a post: counts it. Before anything is committed, so a post the
+  // consumer's close refused changes nothing. Any thread. Never blocks.
+  Reservation reserve() noexcept {
+    // acquire orders our read of kClosed after the closer's RMW.
+    const std::uint64_t prev = state_.fetch_add(kOne, std::memory_order_acq_rel);
+    return {(prev & kClosed) == 0, (prev & kArmed) != 0};
+  }
+  // Step 2, only after an accepted reservation: enqueues `m` (with `token`,
+  // or the calling thread's implicit producer) and wakes an idle consumer.
   // Any thread. Never blocks. Allocates only when the queue needs a block.
-  bool push(moodycamel::ProducerToken* token, Message&& m) {
+  void publish(moodycamel::ProducerToken* token, Message&& m, Reservation r) {
     if (token) {
       queue_.enqueue(*token, std::move(m));
     } else {
       queue_.enqueue(std::move(m));
     }
-    // acq_rel: release publishes the enqueue to the consumer, which acquires
-    // the count; acquire orders our read of kClosed after the closer's RMW.
-    const std::uint64_t prev = state_.fetch_add(kOne, std::memory_order_acq_rel);
-    if (prev & kArmed) disarm_and_signal();
-    return (prev & kClosed) == 0;
+    if (r.armed) disarm_and_signal();
+  }
+  // Both steps; false (and `m` untouched) when the consumer had closed.
+  bool push(moodycamel::ProducerToken* token, Message&& m) {
+    const Reservation r = reserve();
+    if (!r.accepted) return false;
+    publish(token, std::move(m), r);
+    return true;
   }
   // True once either side closed. A hint for the fast path. Any thread.
   [[nodiscard]] bool closed_approx() const noexcept {
@@ -111,11 +128,19 @@ class Inbox {
     const std::uint64_t prev = state_.fetch_or(kClosed, std::memory_order_acq_rel);
     limit_ = prev >> 2;
   }
+  // The consumer is being destroyed: drops every accepted message not yet
+  // taken (and the ports inside them). Exact, because the close froze which
+  // posts were accepted and refused ones never enqueue. Call after
+  // close_from_consumer(). Never blocks for long (see take()).
+  void abandon(moodycamel::ConsumerToken& token) noexcept {
+    Message m;
+    while (take(token, m)) m = Message();
+  }
   // Takes the next accepted message. Never blocks (a counted message is
   // always already in the queue). Never allocates.
   bool take(moodycamel::ConsumerToken& token, Message& out) noexcept {
     if (received_ >= available()) return false;
-    while (!queue_.try_dequeue(token, out)) cpu_relax();  // cannot spin long: see above
+    for (int spins = 0; !queue_.try_dequeue(token, out); ++spins) wait_for_publish(spins);
     ++received_;
     return true;
   }
@@ -126,9 +151,9 @@ class Inbox {
     const std::uint64_t avail = available() - received_;
     const std::size_t n = avail < max ? static_cast<std::size_t>(avail) : max;
     std::size_t got = 0;
-    while (got < n) {
+    for (int spins = 0; got < n; ++spins) {
       const std::size_t k = queue_.try_dequeue_bulk(token, out + got, n - got);
-      if (k == 0) cpu_relax();  // counted, so it is there: cannot spin long
+      if (k == 0) wait_for_publish(spins);
       got += k;
     }
     received_ += n;
@@ -191,6 +216,16 @@ class Inbox {
     // Closed by the producer: the count is frozen, all of it accepted. Closed
     // by us: only what was counted when we closed.
     return posted < limit_ ? posted : limit_;
+  }
+  // A message is counted (reserve) a moment before it is in the queue
+  // (publish): its producer is between two steps, so spin briefly, then let
+  // it run in case it was preempted there.
+  static void wait_for_publish(int spins) noexcept {
+    if (spins < 1000) {
+      cpu_relax();
+    } else {
+      std::this_thread::yield();
+    }
   }
   void disarm_and_signal() noexcept {
     // Several producers (broadcast) may see kArmed; the one that clears it signals.

@@ -1,5 +1,7 @@
 #include "loop/internal/loop_core.h"
 
+#include <algorithm>
+
 #include "atomics/internal/futex.h"
 
 namespace weave::internal {
@@ -66,30 +68,43 @@ void LoopCore::release_external_ref() noexcept {
   if (external_refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) notify();
 }
 
-void LoopCore::park(std::optional<std::chrono::nanoseconds> timeout) noexcept {
-  const auto start = std::chrono::steady_clock::now();
-  auto spin_until = start + kSpinFor;
-  if (timeout && start + *timeout < spin_until) spin_until = start + *timeout;
+std::chrono::nanoseconds LoopCore::park(std::optional<std::chrono::nanoseconds> timeout) noexcept {
+  using std::chrono::steady_clock;
+  // Spin first. The clock is read only every 64 pauses, so a wake-up that
+  // comes quickly (the common case for a busy peer) costs no clock read; the
+  // first read starts the spin budget, a few microseconds late at most.
+  steady_clock::time_point spin_until{};
   for (int i = 0;; ++i) {
     if (wake_state_.load(std::memory_order_relaxed) == kNotified) {
       // acq_rel: acquires everything published before the latest notify().
       wake_state_.exchange(kRunning, std::memory_order_acq_rel);
-      return;
+      return std::chrono::nanoseconds(0);
     }
     cpu_relax();
-    if ((i & 63) == 63 && std::chrono::steady_clock::now() >= spin_until) break;
+    if ((i & 63) != 63) continue;
+    const auto now = steady_clock::now();
+    if (i == 63) {
+      spin_until = now + kSpinFor;
+      if (timeout) {
+        if (*timeout <= kSpinFor) spin_until = now + *timeout;
+        *timeout -= std::min<std::chrono::nanoseconds>(*timeout, kSpinFor);
+      }
+    } else if (now >= spin_until) {
+      break;
+    }
   }
-  if (timeout) {
-    const auto elapsed = std::chrono::steady_clock::now() - start;
-    if (elapsed >= *timeout) return;
-    *timeout -= std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed);
-  }
+  // A timer due within the spin has had its time: do not park for it.
+  if (timeout && timeout->count() == 0) return std::chrono::nanoseconds(0);
   std::uint32_t expected = kRunning;
+  std::chrono::nanoseconds idle{0};
   if (wake_state_.compare_exchange_strong(expected, kSleeping, std::memory_order_acq_rel)) {
+    const auto start = steady_clock::now();
     futex_wait(wake_state_, kSleeping, timeout);
+    idle = std::chrono::duration_cast<std::chrono::nanoseconds>(steady_clock::now() - start);
   }
   // Whether notified, timed out or woken spuriously: consume any notification.
   wake_state_.exchange(kRunning, std::memory_order_acq_rel);
+  return idle;
 }
 
 void LoopCore::shut_down() {

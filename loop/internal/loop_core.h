@@ -74,8 +74,9 @@ class LoopCore {
   template <class KeepGoing>
   std::size_t run_tasks(KeepGoing&& keep_going);
   // Spins briefly, then parks until notify() or the timeout. Returns at once
-  // if a notify() arrived since the last park.
-  void park(std::optional<std::chrono::nanoseconds> timeout) noexcept;
+  // if a notify() arrived since the last park. Returns the time spent parked
+  // in the kernel (the spin counts as busy).
+  std::chrono::nanoseconds park(std::optional<std::chrono::nanoseconds> timeout) noexcept;
   bool take_stop_request() noexcept {
     // A plain load first: checked between callbacks, usually false.
     return stop_requested_.load(std::memory_order_relaxed) &&
@@ -109,20 +110,25 @@ class LoopCore {
   static constexpr std::uint32_t kSleeping = 1;
   static constexpr std::uint32_t kNotified = 2;
 
-  // The wake word and the ready stack are written by other threads on every
-  // schedule; the counters below them by the owner and posters. Keeping each on
-  // its own cache line stops producers of one from slowing the other.
-  alignas(64) std::atomic<std::uint32_t> wake_state_{kRunning};
+  // What a producer writes to hand work over — the ready stack, the wake
+  // word and the two counters — shares one cache line: a schedule pulls that
+  // line once, not once per field. What the owner reads every turn (pending
+  // tasks, keep-alives, stop) sits on its own line, so producers do not
+  // disturb it.
   alignas(64) std::atomic<LoopSource*> ready_head_{nullptr};
-  alignas(64) std::atomic<std::int64_t> pending_tasks_{0};
-  std::atomic<std::int64_t> external_refs_{0};
+  std::atomic<std::uint32_t> wake_state_{kRunning};
   std::atomic<std::uint64_t> futex_wakes_{0};
   std::atomic<std::uint64_t> ready_pushes_{0};
+  alignas(64) std::atomic<std::int64_t> pending_tasks_{0};
+  std::atomic<std::int64_t> external_refs_{0};
   std::atomic<bool> stop_requested_{false};
   std::atomic<bool> dead_{false};
   const void* owner_tag_ = nullptr;
   moodycamel::ConcurrentQueue<Task> tasks_;
 };
+
+static_assert(alignof(LoopCore) >= 64,
+              "weave::LoopCore: the producer-written and owner-read lines must not share a line");
 
 template <class Fn>
 void LoopCore::take_ready(Fn&& visit) {
