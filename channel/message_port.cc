@@ -104,12 +104,25 @@ namespace {
 struct DispatchFrame {
   const InboxSource* source;
   bool moved_away = false;
+  // The stash the running handler's message lives in, kept alive here if
+  // the port leaves with a fresh one (see note_transferred).
+  std::unique_ptr<MessageEvent[]> old_stash;
 };
 thread_local DispatchFrame* tl_frame = nullptr;
 }  // namespace
 
-void InboxSource::note_transferred() noexcept {
-  if (tl_frame && tl_frame->source == this) tl_frame->moved_away = true;
+void InboxSource::note_transferred() {
+  if (!tl_frame || tl_frame->source != this) return;
+  tl_frame->moved_away = true;
+  // The running handler holds a reference into the stash, and the new owner
+  // will refill the stash: the port leaves with a fresh one holding the
+  // messages not yet delivered, and the old one stays with this frame.
+  auto fresh = std::make_unique<Message[]>(kBatch);
+  const std::size_t left = stash_len_ - stash_pos_;
+  for (std::size_t i = 0; i < left; ++i) fresh[i] = std::move(stash_[stash_pos_ + i]);
+  tl_frame->old_stash = std::exchange(stash_, std::move(fresh));
+  stash_pos_ = 0;
+  stash_len_ = left;
 }
 
 void InboxSource::dispatch(EventLoop& loop) {
@@ -117,6 +130,7 @@ void InboxSource::dispatch(EventLoop& loop) {
   // handler may destroy the port that owns it.
   if (loop_ != &loop) return;  // scheduled before it moved or unbound
   int n = 0;
+  int dry_spins = 0;
   std::shared_ptr<Handler> h = on_message_;  // re-read only if a handler replaces it
   while (on_message_ && loop_ == &loop) {
     if (stash_pos_ == stash_len_) {
@@ -128,15 +142,19 @@ void InboxSource::dispatch(EventLoop& loop) {
       stash_pos_ = 0;
       stash_len_ = inbox_.take_bulk(token_, stash_.get(), kBatch);
       if (stash_len_ == 0) {
-        if (!inbox_.arm()) continue;  // one arrived between take and arm
+        // Counted but not taken: it arrived just now, or its producer is
+        // between reserve and publish — then give it a moment.
+        if (!inbox_.arm()) {
+          Inbox::wait_for_publish(dry_spins++);
+          continue;
+        }
         break;
       }
     }
-    Message& m = stash_[stash_pos_++];
+    Message& msg = stash_[stash_pos_++];  // the handler may move from it
     ++n;
     if (h != on_message_) h = on_message_;
-    Message msg = std::move(m);  // the slot is reused; the handler owns this one
-    DispatchFrame frame{this};
+    DispatchFrame frame{this, false, nullptr};
     // If the handler throws, the exception leaves run(); the rest of the
     // messages wait for the next turn rather than being dropped. Either way
     // a port handed to another thread inside the handler is not touched.
@@ -250,11 +268,18 @@ Status Endpoint::refused() {
 
 template <class V>
 Status Endpoint::post(V&& value, Transfer* transfer) {
-  if (closed()) return closed_status();
-  Message m;
+  // Only this side's own flag here: a close by the peer is reported by the
+  // reservation itself, and reading the shared word first would cost every
+  // post a cache miss.
+  if (closed_) return closed_status();
   if (!transfer && is_inline_scalar(value)) {
-    m.data = std::forward<V>(value);  // nothing to walk, nothing to transfer
-  } else {
+    // Nothing to walk, nothing to transfer: built in place, moved once.
+    if (!out().push(&out_token_, Message{Value(std::forward<V>(value)), {}})) return refused();
+    return Status();
+  }
+  if (closed()) return closed_status();  // before cloning anything big
+  Message m;
+  {
     if (transfer) {
       for (std::size_t i = 0; i < transfer->ports.size(); ++i) {
         const auto& p = transfer->ports[i].endpoint();
@@ -291,8 +316,6 @@ Status Endpoint::post(V&& value, Transfer* transfer) {
     out().publish(&out_token_, std::move(m), r);
     return Status();
   }
-  if (!out().push(&out_token_, std::move(m))) return refused();
-  return Status();
 }
 
 template Status Endpoint::post(const Value&, Transfer*);

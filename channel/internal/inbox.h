@@ -9,13 +9,17 @@
 // consumer had closed first — then the post fails before anything was
 // committed: nothing is sent, detached or handed over; (b) says whether the
 // consumer was armed (idle) and must be scheduled after the enqueue, so a
-// busy consumer costs producers no wake-up and no system call. A consumer
-// that finds a counted message not yet in the queue waits the moment it takes
-// its producer to finish the enqueue.
+// busy consumer costs producers no wake-up and no system call.
 //
-// Consumer: takes messages while received < posted; when it runs dry it arms
-// with a CAS that fails if the count moved, so a post can never slip between
-// "empty" and "armed" (both sides RMW the same word: a total order).
+// Consumer: takes whatever is in the queue — all of it was accepted — and
+// reads the state word only when it runs dry (to arm) or to learn that a
+// close is complete, so a busy consumer does not pull the producers' cache
+// line per message. A message counted but not yet enqueued (its producer is
+// between the two steps) is waited for, briefly, at those two points.
+//
+// Arming: when it runs dry the consumer arms with a CAS that fails if the
+// count moved, so a post can never slip between "empty" and "armed" (both
+// sides RMW the same word: a total order).
 //
 // Close: whoever closes sets kClosed with an RMW. The posts counted before it
 // are exactly the accepted ones: each is delivered before the close event;
@@ -131,36 +135,44 @@ class Inbox {
   // The consumer is being destroyed: drops every accepted message not yet
   // taken (and the ports inside them). Exact, because the close froze which
   // posts were accepted and refused ones never enqueue. Call after
-  // close_from_consumer(). Never blocks for long (see take()).
+  // close_from_consumer(). Never blocks for long (see wait_for_publish).
   void abandon(moodycamel::ConsumerToken& token) noexcept {
     Message m;
-    while (take(token, m)) m = Message();
+    for (int spins = 0; received_ < available(); ++spins) {
+      if (queue_.try_dequeue(token, m)) {
+        ++received_;
+        m = Message();
+      } else {
+        wait_for_publish(spins);
+      }
+    }
   }
-  // Takes the next accepted message. Never blocks (a counted message is
-  // always already in the queue). Never allocates.
+  // Takes the next message, if one is in the queue. Refused posts never
+  // enqueue, so whatever is there was accepted: no need to read the state
+  // word (and pull the producer's cache line) per message. Never blocks.
+  // Never allocates.
+  // If the queue looks empty but a message was counted (its producer is
+  // between reserve and publish), waits for it: an accepted post is never
+  // reported as absent.
   bool take(moodycamel::ConsumerToken& token, Message& out) noexcept {
-    if (received_ >= available()) return false;
-    for (int spins = 0; !queue_.try_dequeue(token, out); ++spins) wait_for_publish(spins);
+    for (int spins = 0; !queue_.try_dequeue(token, out); ++spins) {
+      if (received_ >= available()) return false;
+      wait_for_publish(spins);
+    }
     ++received_;
     return true;
   }
-  // Takes up to `max` accepted messages into out[0..n) with one read of the
-  // state word (so a busy consumer does not pull the producers' cache line
-  // once per message). Returns n. Never blocks. Never allocates.
+  // Takes up to `max` messages into out[0..n); returns n. Never blocks.
+  // Never allocates.
   std::size_t take_bulk(moodycamel::ConsumerToken& token, Message* out, std::size_t max) noexcept {
-    const std::uint64_t avail = available() - received_;
-    const std::size_t n = avail < max ? static_cast<std::size_t>(avail) : max;
-    std::size_t got = 0;
-    for (int spins = 0; got < n; ++spins) {
-      const std::size_t k = queue_.try_dequeue_bulk(token, out + got, n - got);
-      if (k == 0) wait_for_publish(spins);
-      got += k;
-    }
+    const std::size_t n = queue_.try_dequeue_bulk(token, out, max);
     received_ += n;
     return n;
   }
-  // Arms the inbox when nothing is left; false if a message arrived meanwhile
-  // (the caller then drains again). Never blocks. Never allocates.
+  // Arms the inbox when nothing is left; false if a message was counted that
+  // has not been taken (it arrived meanwhile, or its producer is between
+  // reserve and publish): the caller then takes again. Never blocks. Never
+  // allocates.
   bool arm() noexcept {
     std::uint64_t s = state_.load(std::memory_order_acquire);
     for (;;) {
@@ -185,6 +197,17 @@ class Inbox {
   [[nodiscard]] std::uint64_t pending_approx() const noexcept {
     const std::uint64_t a = available_in(state_.load(std::memory_order_acquire));
     return a > received_ ? a - received_ : 0;
+  }
+
+  // A message is counted (reserve) a moment before it is in the queue
+  // (publish): its producer is between two steps, so spin briefly, then let
+  // it run in case it was preempted there.
+  static void wait_for_publish(int spins) noexcept {
+    if (spins < 1000) {
+      cpu_relax();
+    } else {
+      std::this_thread::yield();
+    }
   }
 
   // --- loop binding -------------------------------------------------------------
@@ -216,16 +239,6 @@ class Inbox {
     // Closed by the producer: the count is frozen, all of it accepted. Closed
     // by us: only what was counted when we closed.
     return posted < limit_ ? posted : limit_;
-  }
-  // A message is counted (reserve) a moment before it is in the queue
-  // (publish): its producer is between two steps, so spin briefly, then let
-  // it run in case it was preempted there.
-  static void wait_for_publish(int spins) noexcept {
-    if (spins < 1000) {
-      cpu_relax();
-    } else {
-      std::this_thread::yield();
-    }
   }
   void disarm_and_signal() noexcept {
     // Several producers (broadcast) may see kArmed; the one that clears it signals.
@@ -296,7 +309,7 @@ class InboxSource : public std::enable_shared_from_this<InboxSource> {
   void poke();
   // Called when the port is posted to another thread: if its own handler is
   // running on this thread, dispatch lets go of it without touching it again.
-  void note_transferred() noexcept;
+  void note_transferred();
 
   // Called through the LoopBinding, on the bound loop's thread.
   void dispatch(EventLoop& loop);
