@@ -27,6 +27,7 @@
 #include "channel/status.h"
 #include "channel/value.h"
 #include "loop/event_loop.h"
+#include "tests/channel/port_test_util.h"
 #include "tests/test_util.h"
 
 namespace weave {
@@ -36,26 +37,9 @@ using RunMode = EventLoop::RunMode;
 using ::weave::testing::CleanShutdownTest;
 using ::weave::testing::StartBarrier;
 
-// Broadcasts use no MessagePort endpoints; checked anyway, as a leak canary.
-class BroadcastChannelTest : public CleanShutdownTest {
- protected:
-  void SetUp() override {
-    CleanShutdownTest::SetUp();
-    ports_ = live_port_count_approx();
-  }
-  void TearDown() override {
-    EXPECT_EQ(live_port_count_approx(), ports_);
-    CleanShutdownTest::TearDown();
-  }
+using BroadcastChannelTest = ::weave::testing::PortLeakCheckedTest;
 
- private:
-  std::size_t ports_ = 0;
-};
-
-std::int64_t int_of(const Value& v) {
-  const std::int64_t* i = v.if_int();
-  return i ? *i : -1;
-}
+using ::weave::testing::int_of;
 
 std::string string_of(const Value& v) {
   const std::string* s = v.if_string();

@@ -22,6 +22,7 @@
 #include "channel/status.h"
 #include "channel/value.h"
 #include "loop/event_loop.h"
+#include "tests/channel/port_test_util.h"
 #include "tests/test_util.h"
 
 namespace weave {
@@ -30,25 +31,9 @@ namespace {
 using ::weave::testing::CleanShutdownTest;
 using ::weave::testing::StartBarrier;
 
-class MessagePortStressTest : public CleanShutdownTest {
- protected:
-  void SetUp() override {
-    CleanShutdownTest::SetUp();
-    ports_ = live_port_count_approx();
-  }
-  void TearDown() override {
-    EXPECT_EQ(live_port_count_approx(), ports_) << "a channel endpoint outlived the test";
-    CleanShutdownTest::TearDown();
-  }
+using MessagePortStressTest = ::weave::testing::PortLeakCheckedTest;
 
- private:
-  std::size_t ports_ = 0;
-};
-
-std::int64_t int_of(const Value& v) {
-  const std::int64_t* i = v.if_int();
-  return i ? *i : -1;
-}
+using ::weave::testing::int_of;
 
 void run_loop_on_this_thread() { (void)EventLoop::current().run(); }
 

@@ -27,6 +27,7 @@
 #include "channel/status.h"
 #include "channel/value.h"
 #include "loop/event_loop.h"
+#include "tests/channel/port_test_util.h"
 #include "tests/test_util.h"
 
 namespace weave {
@@ -35,27 +36,9 @@ namespace {
 using ::weave::testing::CleanShutdownTest;
 using ::weave::testing::StartBarrier;
 
-// Adds to the clean-shutdown check: no channel endpoint outlives the test.
-class MessagePortTest : public CleanShutdownTest {
- protected:
-  void SetUp() override {
-    CleanShutdownTest::SetUp();
-    ports_ = live_port_count_approx();
-  }
-  void TearDown() override {
-    EXPECT_EQ(live_port_count_approx(), ports_) << "a channel endpoint outlived the test";
-    CleanShutdownTest::TearDown();
-  }
+using MessagePortTest = ::weave::testing::PortLeakCheckedTest;
 
- private:
-  std::size_t ports_ = 0;
-};
-
-// The int a message carries, or -1 when it carries something else.
-std::int64_t int_of(const Value& v) {
-  const std::int64_t* i = v.if_int();
-  return i ? *i : -1;
-}
+using ::weave::testing::int_of;
 
 std::vector<std::int64_t> iota(std::int64_t n) {
   std::vector<std::int64_t> out;
