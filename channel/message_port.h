@@ -86,7 +86,9 @@ class MessagePort {
   Status post_message(Value&& value);
   // With a transfer list (see Transfer). Extra errors, all kDataCloneError with
   // nothing sent: a buffer listed twice or already detached; a port that is
-  // empty, closed, this port or its peer. On error `transfer` keeps its ports.
+  // empty, closed, this port or its peer. On any error — these, or kClosed
+  // because the peer closed first — nothing is sent, detached or handed
+  // over: `transfer` keeps its ports and its buffers stay attached.
   Status post_message(const Value& value, Transfer&& transfer);
   // Posts any type with a weave::Codec (see channel/codec.h).
   template <class T>

@@ -135,8 +135,10 @@ class EventLoop {
   [[nodiscard]] bool alive() const noexcept;
 
   // setTimeout / setInterval / setImmediate. `delay` below zero counts as 0.
-  // Timers that fall due together fire in the order they were set; all
-  // immediates queued before a turn run in that turn, in order.
+  // Each turn runs, in this order: the timers due at its start (those due
+  // together in the order they were set), tasks posted from other threads,
+  // message sources, then the immediates queued before the immediate phase
+  // began (in order; ones queued by them wait for the next turn).
   // Owner thread only. Never blocks. Allocates.
   Timer set_timeout(Clock::duration delay, Task fn);
   Timer set_interval(Clock::duration period, Task fn);
