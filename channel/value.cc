@@ -75,12 +75,50 @@ const Value* Value::at(std::size_t index) const noexcept {
 
 bool operator==(const Value& a, const Value& b) {
   if (a.type() != b.type()) return false;
-  if (auto* x = a.if_double()) {
-    const double y = *b.if_double();
-    return *x == y || (std::isnan(*x) && std::isnan(y));
+  switch (a.type()) {
+    case Value::Type::kUndefined:
+    case Value::Type::kNull: return true;
+    case Value::Type::kBool: return a.b_ == b.b_;
+    case Value::Type::kInt: return a.i_ == b.i_;
+    case Value::Type::kDouble: return a.d_ == b.d_ || (std::isnan(a.d_) && std::isnan(b.d_));
+    case Value::Type::kString: return a.s_ == b.s_;
+    case Value::Type::kArrayBuffer: return a.ab_ == b.ab_;
+    case Value::Type::kTypedArray: return a.ta_ == b.ta_;
+    case Value::Type::kArray: return a.arr_ == b.arr_;
+    case Value::Type::kObject: return a.obj_ == b.obj_;
+    case Value::Type::kError: return *a.err_ == *b.err_;
   }
-  if (auto* x = a.if_error()) return *x == *b.if_error();
-  return a.v_ == b.v_;
+  return false;
+}
+
+void Value::copy_from(const Value& o) {
+  switch (o.type_) {
+    case Type::kUndefined:
+    case Type::kNull: break;
+    case Type::kBool: b_ = o.b_; break;
+    case Type::kInt: i_ = o.i_; break;
+    case Type::kDouble: d_ = o.d_; break;
+    case Type::kString: ::new (&s_) std::string(o.s_); break;
+    case Type::kArrayBuffer: ::new (&ab_) ArrayBuffer(o.ab_); break;
+    case Type::kTypedArray: ::new (&ta_) TypedArray(o.ta_); break;
+    case Type::kArray: ::new (&arr_) Array(o.arr_); break;
+    case Type::kObject: ::new (&obj_) Object(o.obj_); break;
+    case Type::kError: err_ = new ErrorValue(*o.err_); break;
+  }
+  type_ = o.type_;  // last: a throwing copy leaves this undefined
+}
+
+void Value::destroy_owned() noexcept {
+  switch (type_) {
+    case Type::kString: s_.~basic_string(); break;
+    case Type::kArrayBuffer: ab_.~ArrayBuffer(); break;
+    case Type::kTypedArray: ta_.~TypedArray(); break;
+    case Type::kArray: arr_.~Array(); break;
+    case Type::kObject: obj_.~Object(); break;
+    case Type::kError: delete err_; break;
+    default: break;
+  }
+  type_ = Type::kUndefined;
 }
 
 namespace {

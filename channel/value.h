@@ -35,7 +35,6 @@
 #include <string>
 #include <string_view>
 #include <utility>
-#include <variant>
 #include <vector>
 
 #include "channel/array_buffer.h"
@@ -112,34 +111,59 @@ class Value {
     kError,
   };
 
-  Value() noexcept = default;  // undefined
+  Value() noexcept {}  // undefined
   Value(Undefined) noexcept {}
-  Value(Null) noexcept : v_(Null{}) {}
-  Value(std::nullptr_t) noexcept : v_(Null{}) {}
-  Value(bool b) noexcept : v_(b) {}
+  Value(Null) noexcept : type_(Type::kNull) {}
+  Value(std::nullptr_t) noexcept : type_(Type::kNull) {}
+  Value(bool b) noexcept : type_(Type::kBool), b_(b) {}
   // Any integer. Unsigned values above INT64_MAX keep their bit pattern (and
   // Codec<std::uint64_t> reads them back exactly).
   template <std::integral I>
     requires(!std::same_as<I, bool> && !std::same_as<I, char>)
-  Value(I i) noexcept : v_(static_cast<std::int64_t>(i)) {}
-  Value(double d) noexcept : v_(d) {}
-  Value(float f) noexcept : v_(static_cast<double>(f)) {}
-  Value(std::string s) noexcept : v_(std::move(s)) {}
-  Value(std::string_view s) : v_(std::string(s)) {}
+  Value(I i) noexcept : type_(Type::kInt), i_(static_cast<std::int64_t>(i)) {}
+  Value(double d) noexcept : type_(Type::kDouble), d_(d) {}
+  Value(float f) noexcept : type_(Type::kDouble), d_(static_cast<double>(f)) {}
+  Value(std::string s) noexcept : type_(Type::kString) { ::new (&s_) std::string(std::move(s)); }
+  Value(std::string_view s) : Value(std::string(s)) {}
   // A null `s` makes a null Value.
   Value(const char* s) {
-    if (s) v_ = std::string(s); else v_ = Null{};
+    if (s) {
+      ::new (&s_) std::string(s);
+      type_ = Type::kString;
+    } else {
+      type_ = Type::kNull;
+    }
   }
   // Any other pointer would silently become a bool: refuse it.
   template <class T>
   Value(T*) = delete;
-  Value(ArrayBuffer b) noexcept : v_(std::move(b)) {}
-  Value(TypedArray t) noexcept : v_(std::move(t)) {}
-  Value(Array a) noexcept : v_(std::move(a)) {}
-  Value(Object o) noexcept : v_(std::move(o)) {}
-  Value(ErrorValue e) : v_(ErrorBox(std::move(e))) {}
+  Value(ArrayBuffer b) noexcept : type_(Type::kArrayBuffer) { ::new (&ab_) ArrayBuffer(std::move(b)); }
+  Value(TypedArray t) noexcept : type_(Type::kTypedArray) { ::new (&ta_) TypedArray(std::move(t)); }
+  Value(Array a) noexcept : type_(Type::kArray) { ::new (&arr_) Array(std::move(a)); }
+  Value(Object o) noexcept : type_(Type::kObject) { ::new (&obj_) Object(std::move(o)); }
+  Value(ErrorValue e) : type_(Type::kError), err_(new ErrorValue(std::move(e))) {}
 
-  [[nodiscard]] Type type() const noexcept { return static_cast<Type>(v_.index()); }
+  Value(const Value& o) { copy_from(o); }
+  // Scalars move as plain copies; the rest move their one alternative.
+  Value(Value&& o) noexcept { move_from(std::move(o)); }
+  Value& operator=(const Value& o) {
+    if (this != &o) {
+      Value copy(o);
+      destroy();
+      move_from(std::move(copy));
+    }
+    return *this;
+  }
+  Value& operator=(Value&& o) noexcept {
+    if (this != &o) {
+      destroy();
+      move_from(std::move(o));
+    }
+    return *this;
+  }
+  ~Value() { destroy(); }
+
+  [[nodiscard]] Type type() const noexcept { return type_; }
   [[nodiscard]] bool is_undefined() const noexcept { return type() == Type::kUndefined; }
   [[nodiscard]] bool is_null() const noexcept { return type() == Type::kNull; }
   [[nodiscard]] bool is_bool() const noexcept { return type() == Type::kBool; }
@@ -155,23 +179,20 @@ class Value {
 
   // Pointer to the held alternative, or nullptr if it holds another type.
   // Never allocates.
-  [[nodiscard]] const bool* if_bool() const noexcept { return std::get_if<bool>(&v_); }
-  [[nodiscard]] const std::int64_t* if_int() const noexcept { return std::get_if<std::int64_t>(&v_); }
-  [[nodiscard]] const double* if_double() const noexcept { return std::get_if<double>(&v_); }
-  [[nodiscard]] const std::string* if_string() const noexcept { return std::get_if<std::string>(&v_); }
-  [[nodiscard]] std::string* if_string() noexcept { return std::get_if<std::string>(&v_); }
-  [[nodiscard]] const ArrayBuffer* if_array_buffer() const noexcept { return std::get_if<ArrayBuffer>(&v_); }
-  [[nodiscard]] ArrayBuffer* if_array_buffer() noexcept { return std::get_if<ArrayBuffer>(&v_); }
-  [[nodiscard]] const TypedArray* if_typed_array() const noexcept { return std::get_if<TypedArray>(&v_); }
-  [[nodiscard]] TypedArray* if_typed_array() noexcept { return std::get_if<TypedArray>(&v_); }
-  [[nodiscard]] const Array* if_array() const noexcept { return std::get_if<Array>(&v_); }
-  [[nodiscard]] Array* if_array() noexcept { return std::get_if<Array>(&v_); }
-  [[nodiscard]] const Object* if_object() const noexcept { return std::get_if<Object>(&v_); }
-  [[nodiscard]] Object* if_object() noexcept { return std::get_if<Object>(&v_); }
-  [[nodiscard]] const ErrorValue* if_error() const noexcept {
-    auto* b = std::get_if<ErrorBox>(&v_);
-    return b ? b->get() : nullptr;
-  }
+  [[nodiscard]] const bool* if_bool() const noexcept { return is_bool() ? &b_ : nullptr; }
+  [[nodiscard]] const std::int64_t* if_int() const noexcept { return is_int() ? &i_ : nullptr; }
+  [[nodiscard]] const double* if_double() const noexcept { return is_double() ? &d_ : nullptr; }
+  [[nodiscard]] const std::string* if_string() const noexcept { return is_string() ? &s_ : nullptr; }
+  [[nodiscard]] std::string* if_string() noexcept { return is_string() ? &s_ : nullptr; }
+  [[nodiscard]] const ArrayBuffer* if_array_buffer() const noexcept { return is_array_buffer() ? &ab_ : nullptr; }
+  [[nodiscard]] ArrayBuffer* if_array_buffer() noexcept { return is_array_buffer() ? &ab_ : nullptr; }
+  [[nodiscard]] const TypedArray* if_typed_array() const noexcept { return is_typed_array() ? &ta_ : nullptr; }
+  [[nodiscard]] TypedArray* if_typed_array() noexcept { return is_typed_array() ? &ta_ : nullptr; }
+  [[nodiscard]] const Array* if_array() const noexcept { return is_array() ? &arr_ : nullptr; }
+  [[nodiscard]] Array* if_array() noexcept { return is_array() ? &arr_ : nullptr; }
+  [[nodiscard]] const Object* if_object() const noexcept { return is_object() ? &obj_ : nullptr; }
+  [[nodiscard]] Object* if_object() noexcept { return is_object() ? &obj_ : nullptr; }
+  [[nodiscard]] const ErrorValue* if_error() const noexcept { return is_error() ? err_ : nullptr; }
 
   // A number as double (ints converted), if it is one.
   [[nodiscard]] std::optional<double> as_number() const noexcept;
@@ -193,28 +214,51 @@ class Value {
   decltype(auto) visit(F&& f) const;
 
  private:
-  // Errors are rare and large: boxed, so they do not make every Value bigger.
-  class ErrorBox {
-   public:
-    explicit ErrorBox(ErrorValue e) : p_(std::make_unique<ErrorValue>(std::move(e))) {}
-    ErrorBox(const ErrorBox& o) : p_(std::make_unique<ErrorValue>(*o.p_)) {}
-    ErrorBox(ErrorBox&&) noexcept = default;
-    ErrorBox& operator=(const ErrorBox& o) {
-      p_ = std::make_unique<ErrorValue>(*o.p_);
-      return *this;
+  static bool is_scalar(Type t) noexcept { return t <= Type::kDouble; }
+  // Every alternative but the scalars owns something: copy/move/destroy it.
+  void copy_from(const Value& o);
+  void move_from(Value&& o) noexcept {
+    type_ = o.type_;
+    switch (type_) {
+      case Type::kUndefined:
+      case Type::kNull: break;
+      case Type::kBool: b_ = o.b_; break;
+      case Type::kInt: i_ = o.i_; break;
+      case Type::kDouble: d_ = o.d_; break;
+      case Type::kString: ::new (&s_) std::string(std::move(o.s_)); break;
+      case Type::kArrayBuffer: ::new (&ab_) ArrayBuffer(std::move(o.ab_)); break;
+      case Type::kTypedArray: ::new (&ta_) TypedArray(std::move(o.ta_)); break;
+      case Type::kArray: ::new (&arr_) Array(std::move(o.arr_)); break;
+      case Type::kObject: ::new (&obj_) Object(std::move(o.obj_)); break;
+      case Type::kError:
+        err_ = o.err_;
+        o.type_ = Type::kUndefined;  // the error moved out whole
+        break;
     }
-    ErrorBox& operator=(ErrorBox&&) noexcept = default;
-    const ErrorValue* get() const noexcept { return p_.get(); }
-    friend bool operator==(const ErrorBox& a, const ErrorBox& b) { return *a.p_ == *b.p_; }
+  }
+  void destroy() noexcept {
+    if (is_scalar(type_)) return;
+    destroy_owned();
+  }
+  void destroy_owned() noexcept;
 
-   private:
-    std::unique_ptr<ErrorValue> p_;
+  // A tagged union rather than std::variant: a scalar (the common small
+  // message) then moves as a plain copy, without the out-of-line visitor
+  // std::variant needs for a type with non-trivial alternatives.
+  Type type_ = Type::kUndefined;
+  union {
+    bool b_;
+    std::int64_t i_;
+    double d_;
+    std::string s_;
+    ArrayBuffer ab_;
+    TypedArray ta_;
+    Array arr_;
+    Object obj_;
+    ErrorValue* err_;  // owned; errors are rare and large, so boxed
   };
-
-  std::variant<Undefined, Null, bool, std::int64_t, double, std::string, ArrayBuffer, TypedArray,
-               Array, Object, ErrorBox>
-      v_;
 };
+
 
 inline std::size_t Object::size() const noexcept { return entries_.size(); }
 inline bool Object::empty() const noexcept { return entries_.empty(); }
@@ -230,15 +274,20 @@ static_assert(std::is_nothrow_move_constructible_v<Value>,
 
 template <class F>
 decltype(auto) Value::visit(F&& f) const {
-  return std::visit(
-      [&](const auto& x) -> decltype(auto) {
-        if constexpr (std::is_same_v<std::decay_t<decltype(x)>, ErrorBox>) {
-          return f(*x.get());
-        } else {
-          return f(x);
-        }
-      },
-      v_);
+  switch (type_) {
+    case Type::kUndefined: return f(kUndefined);
+    case Type::kNull: return f(kNull);
+    case Type::kBool: return f(b_);
+    case Type::kInt: return f(i_);
+    case Type::kDouble: return f(d_);
+    case Type::kString: return f(s_);
+    case Type::kArrayBuffer: return f(ab_);
+    case Type::kTypedArray: return f(ta_);
+    case Type::kArray: return f(arr_);
+    case Type::kObject: return f(obj_);
+    case Type::kError: break;
+  }
+  return f(*err_);
 }
 
 // Node's structuredClone(value, { transfer }): a deep copy of `value` that
