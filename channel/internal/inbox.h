@@ -300,7 +300,6 @@ class InboxSource : public std::enable_shared_from_this<InboxSource> {
   void unbind_from_loop();
   // Takes one message without the loop (receiveMessageOnPort).
   bool take(Message& out);
-  [[nodiscard]] bool close_emitted() const noexcept { return close_emitted_; }
   // Accepted messages not yet delivered (queued or stashed).
   [[nodiscard]] std::size_t pending() const noexcept {
     return static_cast<std::size_t>(inbox_.pending_approx()) + (stash_len_ - stash_pos_);
