@@ -46,13 +46,7 @@ std::string string_of(const Value& v) {
   return s ? *s : "<not a string>";
 }
 
-ArrayBuffer detached_buffer() {
-  ArrayBuffer b = ArrayBuffer::copy_of("gone");
-  auto moved = structured_clone(Value(b), std::span<ArrayBuffer>(&b, 1));
-  EXPECT_TRUE(moved.ok());
-  EXPECT_TRUE(b.detached());
-  return b;
-}
+using ::weave::testing::detached_buffer;
 
 // Runs the calling thread's loop turn by turn (never parking) until `done()`
 // or `max_turns` turns, then one more turn to let anything unexpected arrive.

@@ -47,14 +47,7 @@ std::vector<std::int64_t> iota(std::int64_t n) {
   return out;
 }
 
-// A buffer that was transferred away (detached).
-ArrayBuffer detached_buffer() {
-  ArrayBuffer b = ArrayBuffer::copy_of("gone");
-  auto moved = structured_clone(Value(b), std::span<ArrayBuffer>(&b, 1));
-  EXPECT_TRUE(moved.ok());
-  EXPECT_TRUE(b.detached());
-  return b;
-}
+using ::weave::testing::detached_buffer;
 
 // A value nested `levels` arrays deep around an int.
 Value nested(std::size_t levels) {

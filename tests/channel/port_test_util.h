@@ -1,12 +1,15 @@
 // Helpers shared by the channel tests: a fixture that adds "no channel
-// endpoint outlives the test" to the clean-shutdown check, and int_of().
+// endpoint outlives the test" to the clean-shutdown check, int_of() and
+// detached_buffer().
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 
 #include <gtest/gtest.h>
 
+#include "channel/array_buffer.h"
 #include "channel/message_port.h"
 #include "channel/value.h"
 #include "tests/test_util.h"
@@ -32,6 +35,15 @@ class PortLeakCheckedTest : public CleanShutdownTest {
 inline std::int64_t int_of(const Value& v) {
   const std::int64_t* i = v.if_int();
   return i ? *i : -1;
+}
+
+// A buffer that was transferred away (detached).
+inline ArrayBuffer detached_buffer() {
+  ArrayBuffer b = ArrayBuffer::copy_of("gone");
+  auto moved = structured_clone(Value(b), std::span<ArrayBuffer>(&b, 1));
+  EXPECT_TRUE(moved.ok());
+  EXPECT_TRUE(b.detached());
+  return b;
 }
 
 }  // namespace weave::testing
