@@ -283,7 +283,7 @@ void EventLoop::park(bool may_block) {
     }
   }
   if (timeout && timeout->count() == 0) return;
-  idle_ += core_->park(timeout);
+  core_->count_idle(core_->park(timeout));
 }
 
 bool EventLoop::run(RunMode mode) {
@@ -294,7 +294,7 @@ bool EventLoop::run(RunMode mode) {
   ScopeExit done{[this] { running_ = false; }};
   stop_ = false;
   for (;;) {
-    ++turns_;
+    core_->count_turn();
     const std::uint64_t callbacks_before = callbacks_;
     run_timers();
     if (!should_stop()) callbacks_ += core_->run_tasks([this] { return !should_stop(); });

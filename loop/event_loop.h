@@ -101,6 +101,14 @@ class LoopHandle {
   [[nodiscard]] KeepAlive keep_alive() const;
   // True when this handle names the calling thread's loop. Any thread.
   [[nodiscard]] bool is_current() const noexcept;
+  // The loop's turns and time parked so far (see EventLoop::turns); zero for
+  // an empty handle. Any thread. Never blocks. Never allocates.
+  [[nodiscard]] std::uint64_t turns_approx() const noexcept {
+    return core_ ? core_->turns_approx() : 0;
+  }
+  [[nodiscard]] Clock::duration idle_time_approx() const noexcept {
+    return core_ ? Clock::duration(core_->idle_time_approx()) : Clock::duration{};
+  }
   [[nodiscard]] bool valid() const noexcept { return core_ != nullptr; }
   [[nodiscard]] internal::LoopCore* core() const noexcept { return core_.get(); }
 
@@ -150,10 +158,10 @@ class EventLoop {
   [[nodiscard]] LoopHandle handle() const { return LoopHandle(core_); }
 
   // Counters for utilization: loop turns, and time spent parked in the
-  // kernel (the short spin before parking counts as busy).
-  // Owner thread only. Never blocks. Never allocates.
-  [[nodiscard]] std::uint64_t turns() const noexcept { return turns_; }
-  [[nodiscard]] Clock::duration idle_time() const noexcept { return idle_; }
+  // kernel (the short spin before parking counts as busy). Other threads read
+  // them through LoopHandle. Owner thread only. Never blocks. Never allocates.
+  [[nodiscard]] std::uint64_t turns() const noexcept { return core_->turns_approx(); }
+  [[nodiscard]] Clock::duration idle_time() const noexcept { return core_->idle_time_approx(); }
 
   // --- for weave's own sources (ports, channels) -----------------------------
   // Registers a source that other threads may schedule through core(); the loop
@@ -173,7 +181,7 @@ class EventLoop {
     Task fn;
     Clock::duration period{};  // > 0 for intervals
     Clock::time_point due{};
-    std::uint64_t seq = 0;     // ordering among equal deadlines
+    std::uint64_t seq = 0;  // ordering among equal deadlines
     bool repeat = false;
     bool immediate = false;
     bool refed = true;
@@ -183,9 +191,7 @@ class EventLoop {
     Clock::time_point due;
     std::uint64_t seq;
     std::uint64_t id;
-    bool operator>(const HeapEntry& o) const {
-      return due != o.due ? due > o.due : seq > o.seq;
-    }
+    bool operator>(const HeapEntry& o) const { return due != o.due ? due > o.due : seq > o.seq; }
   };
   struct SourceRec {
     std::shared_ptr<internal::LoopSource> source;
@@ -215,9 +221,7 @@ class EventLoop {
   std::int64_t refs_ = 0;  // refed pending timers + immediates + refed sources
   bool running_ = false;
   bool stop_ = false;
-  std::uint64_t turns_ = 0;
   std::uint64_t callbacks_ = 0;
-  Clock::duration idle_{};
 };
 
 // Node-style shorthands for the calling thread's loop.

@@ -66,8 +66,9 @@ class LoopCore {
   void add_external_ref() noexcept { external_refs_.fetch_add(1, std::memory_order_relaxed); }
   void release_external_ref() noexcept;
 
-  // --- owner thread only ------------------------------------------------------
-  // Takes every scheduled source, oldest first, clearing their queued_ flags.
+  // --- owner thread only
+  // ------------------------------------------------------ Takes every
+  // scheduled source, oldest first, clearing their queued_ flags.
   template <class Fn>
   void take_ready(Fn&& visit);
   // Runs queued tasks; returns how many ran.
@@ -104,6 +105,21 @@ class LoopCore {
   [[nodiscard]] std::uint64_t ready_pushes_approx() const noexcept {
     return ready_pushes_.load(std::memory_order_relaxed);
   }
+  // Loop turns and time parked in the kernel, for utilization. Written by the
+  // owner only (a relaxed load + store: one writer), read by any thread; a
+  // reader may see one counter a turn ahead of the other.
+  [[nodiscard]] std::uint64_t turns_approx() const noexcept {
+    return turns_.load(std::memory_order_relaxed);
+  }
+  [[nodiscard]] std::chrono::nanoseconds idle_time_approx() const noexcept {
+    return std::chrono::nanoseconds(idle_ns_.load(std::memory_order_relaxed));
+  }
+  void count_turn() noexcept {
+    turns_.store(turns_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+  void count_idle(std::chrono::nanoseconds d) noexcept {
+    idle_ns_.store(idle_ns_.load(std::memory_order_relaxed) + d.count(), std::memory_order_relaxed);
+  }
 
  private:
   static constexpr std::uint32_t kRunning = 0;
@@ -123,12 +139,15 @@ class LoopCore {
   std::atomic<std::int64_t> external_refs_{0};
   std::atomic<bool> stop_requested_{false};
   std::atomic<bool> dead_{false};
+  std::atomic<std::uint64_t> turns_{0};
+  std::atomic<std::int64_t> idle_ns_{0};
   const void* owner_tag_ = nullptr;
   moodycamel::ConcurrentQueue<Task> tasks_;
 };
 
 static_assert(alignof(LoopCore) >= 64,
-              "weave::LoopCore: the producer-written and owner-read lines must not share a line");
+              "weave::LoopCore: the producer-written and owner-read lines must "
+              "not share a line");
 
 template <class Fn>
 void LoopCore::take_ready(Fn&& visit) {
