@@ -12,7 +12,7 @@ namespace internal {
 
 // Base-from-member: the inbox must exist before InboxSource takes a token on it.
 struct InboxHolder {
-  Inbox inbox;
+  Inbox inbox{Inbox::kManyProducers};  // every other instance of the name posts here
 };
 
 class BroadcastSub final : private InboxHolder, public InboxSource {

@@ -25,14 +25,31 @@ void InboxSource::bind_if_needed() {
   loop.add_source(binding_, false);
   inbox_.bind(&loop.core(), binding_.get());
   update_ref();
-  // Deliver whatever is already queued (and arm the inbox) on the next turn.
+  // Deliver whatever is already queued on the next turn (then the port is hot).
   loop.core().schedule(binding_.get());
 }
 
 void LoopBinding::dispatch(EventLoop& loop) {
-  // A local reference: the handler may destroy the port, which detaches us.
-  if (std::shared_ptr<InboxSource> owner = owner_) owner->dispatch(loop);
+  if (!owner_) return;
+  // The handler may destroy the port, which detaches us: detach() then parks
+  // the owner in zombie_ until here, rather than this call holding a
+  // reference of its own (two atomic updates per dispatch).
+  dispatching_ = true;
+  struct Done {
+    LoopBinding* b;
+    ~Done() {
+      b->dispatching_ = false;
+      b->zombie_.reset();
+    }
+  } done{this};
+  owner_->dispatch(loop);
 }
+
+bool LoopBinding::poll() noexcept { return owner_ && owner_->poll(); }
+void LoopBinding::arm_begin() noexcept {
+  if (owner_) owner_->arm_begin();
+}
+bool LoopBinding::arm_end() noexcept { return !owner_ || owner_->arm_end(); }
 
 void LoopBinding::on_loop_destroyed() noexcept {
   if (owner_) owner_->on_loop_destroyed();
@@ -129,8 +146,8 @@ void InboxSource::dispatch(EventLoop& loop) {
   // The loop holds a reference to this source for the whole call, so a
   // handler may destroy the port that owns it.
   if (loop_ != &loop) return;  // scheduled before it moved or unbound
+  inbox_.disarm();             // we are looking: producers need not signal
   int n = 0;
-  int dry_spins = 0;
   std::shared_ptr<Handler> h = on_message_;  // re-read only if a handler replaces it
   while (on_message_ && loop_ == &loop) {
     if (stash_pos_ == stash_len_) {
@@ -142,12 +159,9 @@ void InboxSource::dispatch(EventLoop& loop) {
       stash_pos_ = 0;
       stash_len_ = inbox_.take_bulk(token_, stash_.get(), kBatch);
       if (stash_len_ == 0) {
-        // Counted but not taken: it arrived just now, or its producer is
-        // between reserve and publish — then give it a moment.
-        if (!inbox_.arm()) {
-          Inbox::wait_for_publish(dry_spins++);
-          continue;
-        }
+        // Dry: stay hot, so the next posts cost their producer no signal;
+        // the loop arms the inbox before it parks.
+        loop.mark_hot(binding_.get());
         break;
       }
     }
@@ -195,6 +209,23 @@ struct ChannelState {
   Inbox inbox[2];
 };
 
+namespace {
+Status closed_status() { return Status(ErrorCode::kClosed, "MessagePort is closed"); }
+Status clone_error(const char* what) { return Status(ErrorCode::kDataCloneError, what); }
+
+bool is_inline_scalar(const Value& v) {
+  switch (v.type()) {
+    case Value::Type::kArrayBuffer:
+    case Value::Type::kTypedArray:
+    case Value::Type::kArray:
+    case Value::Type::kObject:
+      return false;
+    default:
+      return true;
+  }
+}
+}  // namespace
+
 class Endpoint final : public InboxSource {
  public:
   Endpoint(std::shared_ptr<ChannelState> chan, int side)
@@ -234,49 +265,41 @@ class Endpoint final : public InboxSource {
     poke();
   }
 
+  // Inlined into MessagePort::post_message: the scalar fast path is a few
+  // instructions plus the enqueue, with no call frames of its own (on a
+  // streaming producer every extra store delays the queue's).
   template <class V>
-  Status post(V&& value, Transfer* transfer);
+  [[gnu::always_inline]] Status post(V&& value, Transfer* transfer) {
+    // Only this side's own flag here: a close by the peer is reported by the
+    // reservation itself, and reading the shared word first would cost every
+    // post a cache miss.
+    if (closed_) return closed_status();
+    if (!transfer && is_inline_scalar(value)) {
+      // Nothing to walk, nothing to transfer: built in place, moved once.
+      if (!out().push(&out_token_, Message{Value(std::forward<V>(value)), {}})) return refused();
+      return Status();
+    }
+    return post_cloned(value, transfer);
+  }
+  [[gnu::noinline]] Status post_cloned(const Value& value, Transfer* transfer);
   Status refused();
 
  private:
-  std::shared_ptr<ChannelState> chan_;
+  // The sending side, read on every post from the producer's thread: its own
+  // line, away from this end's consumer fields (InboxSource).
+  alignas(64) std::shared_ptr<ChannelState> chan_;
   int side_;
   moodycamel::ProducerToken out_token_;  // destroyed before chan_ (declared after)
-  bool closed_ = false;        // this side can post no more
-  bool closed_local_ = false;  // close() ran here
+  bool closed_ = false;                  // this side can post no more
+  bool closed_local_ = false;            // close() ran here
 };
-
-namespace {
-Status closed_status() { return Status(ErrorCode::kClosed, "MessagePort is closed"); }
-Status clone_error(const char* what) { return Status(ErrorCode::kDataCloneError, what); }
-
-bool is_inline_scalar(const Value& v) {
-  switch (v.type()) {
-    case Value::Type::kArrayBuffer:
-    case Value::Type::kTypedArray:
-    case Value::Type::kArray:
-    case Value::Type::kObject: return false;
-    default: return true;
-  }
-}
-}  // namespace
 
 Status Endpoint::refused() {
   closed_ = true;  // the peer closed first: nothing was sent
   return closed_status();
 }
 
-template <class V>
-Status Endpoint::post(V&& value, Transfer* transfer) {
-  // Only this side's own flag here: a close by the peer is reported by the
-  // reservation itself, and reading the shared word first would cost every
-  // post a cache miss.
-  if (closed_) return closed_status();
-  if (!transfer && is_inline_scalar(value)) {
-    // Nothing to walk, nothing to transfer: built in place, moved once.
-    if (!out().push(&out_token_, Message{Value(std::forward<V>(value)), {}})) return refused();
-    return Status();
-  }
+Status Endpoint::post_cloned(const Value& value, Transfer* transfer) {
   if (closed()) return closed_status();  // before cloning anything big
   Message m;
   {
@@ -317,9 +340,6 @@ Status Endpoint::post(V&& value, Transfer* transfer) {
     return Status();
   }
 }
-
-template Status Endpoint::post(const Value&, Transfer*);
-template Status Endpoint::post(Value&&, Transfer*);
 
 }  // namespace internal
 

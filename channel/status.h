@@ -11,6 +11,7 @@
 
 #include <cassert>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -32,31 +33,38 @@ enum class ErrorCode : std::uint8_t {
 // Node-style name of an error kind, e.g. "DataCloneError". Never allocates.
 std::string_view error_code_name(ErrorCode code) noexcept;
 
+// The error's message lives behind a shared pointer, so that an ok Status —
+// what every post returns — is two words to build and a null check to
+// destroy, and copies of an error share its text.
 class [[nodiscard]] Status {
  public:
   Status() noexcept = default;  // ok
-  Status(ErrorCode code, std::string message) : code_(code), message_(std::move(message)) {}
+  Status(ErrorCode code, std::string message)
+      : code_(code), message_(std::make_shared<const std::string>(std::move(message))) {}
 
   static Status ok_status() noexcept { return Status(); }
   [[nodiscard]] bool ok() const noexcept { return code_ == ErrorCode::kOk; }
   explicit operator bool() const noexcept { return ok(); }
   [[nodiscard]] ErrorCode code() const noexcept { return code_; }
-  [[nodiscard]] const std::string& message() const noexcept { return message_; }
+  [[nodiscard]] const std::string& message() const noexcept {
+    return message_ ? *message_ : empty_message();
+  }
   // "DataCloneError: <message>", or "ok".
   [[nodiscard]] std::string to_string() const;
 
   friend bool operator==(const Status& a, ErrorCode c) noexcept { return a.code_ == c; }
 
  private:
+  static const std::string& empty_message() noexcept;
   ErrorCode code_ = ErrorCode::kOk;
-  std::string message_;
+  std::shared_ptr<const std::string> message_;
 };
 
 // A T or the Status that says why there is none.
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT
+  Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}      // NOLINT
   Result(Status error) : v_(std::in_place_index<1>, std::move(error)) {  // NOLINT
     assert(!std::get<1>(v_).ok() && "weave::Result: an error Result needs a non-ok Status");
   }
@@ -85,9 +93,7 @@ class [[nodiscard]] Result {
     return ok() ? std::get<0>(v_) : static_cast<T>(std::forward<U>(fallback));
   }
   // The error; ok Status when there is a value.
-  [[nodiscard]] Status status() const {
-    return ok() ? Status() : std::get<1>(v_);
-  }
+  [[nodiscard]] Status status() const { return ok() ? Status() : std::get<1>(v_); }
   [[nodiscard]] ErrorCode code() const noexcept {
     return ok() ? ErrorCode::kOk : std::get<1>(v_).code();
   }

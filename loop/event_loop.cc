@@ -1,11 +1,20 @@
 #include "loop/event_loop.h"
 
+#include <algorithm>
 #include <cassert>
 #include <utility>
+
+#include "atomics/internal/barrier.h"
 
 namespace weave {
 
 namespace {
+// A hot source that had nothing for this many polls in a row is armed even
+// though the loop is busy, so a loop that talked to many ports once does not
+// poll all of them forever. Arming costs a heavy barrier, shared by every
+// source armed at once.
+constexpr std::uint32_t kIdlePollsBeforeArm = 64;
+
 // Sources dispatched per turn are drained by their own budget (see
 // channel/internal/inbox.h); immediates queued during a turn wait for the next.
 thread_local std::unique_ptr<EventLoop> tls_loop;
@@ -61,9 +70,7 @@ void LoopHandle::stop() const {
   if (core_) core_->request_stop();
 }
 KeepAlive LoopHandle::keep_alive() const { return KeepAlive(core_); }
-bool LoopHandle::is_current() const noexcept {
-  return core_ && core_->owned_by_current_thread();
-}
+bool LoopHandle::is_current() const noexcept { return core_ && core_->owned_by_current_thread(); }
 
 // --- EventLoop -------------------------------------------------------------------
 
@@ -83,14 +90,14 @@ EventLoop::~EventLoop() {
   // as unbound and keep queuing until the port is destroyed.
   auto sources = std::move(sources_);
   sources_.clear();
+  hot_.clear();
   for (auto& [raw, rec] : sources) rec.source->on_loop_destroyed();
   sources.clear();
   timers_.clear();
 }
 
 bool EventLoop::alive() const noexcept {
-  return refs_ > 0 || core_->has_pending_tasks() ||
-         core_->has_external_refs();
+  return refs_ > 0 || core_->has_pending_tasks() || core_->has_external_refs();
 }
 
 void EventLoop::stop() noexcept { stop_ = true; }
@@ -151,7 +158,8 @@ void EventLoop::run_timers() {
   // Only timers due at the start of the phase run now; an interval re-armed
   // with a zero period waits for the next turn instead of spinning here.
   const std::uint64_t seq_limit = next_seq_;
-  while (!heap_.empty() && heap_.top().due <= now && heap_.top().seq < seq_limit && !should_stop()) {
+  while (!heap_.empty() && heap_.top().due <= now && heap_.top().seq < seq_limit &&
+         !should_stop()) {
     const HeapEntry top = heap_.top();
     heap_.pop();
     auto it = timers_.find(top.id);
@@ -230,7 +238,74 @@ void EventLoop::remove_source(internal::LoopSource* source) {
   if (source->queued_.load(std::memory_order_acquire)) {
     retired_.push_back(std::move(it->second.source));
   }
+  if (source == dispatching_) dispatch_keep_ = it->second.source;
+  if (source->hot_) {
+    source->hot_ = false;
+    // Nulled, not erased: the hot pass may be iterating the list.
+    *std::find(hot_.begin(), hot_.end(), source) = nullptr;
+  }
   sources_.erase(it);
+}
+
+void EventLoop::mark_hot(internal::LoopSource* source) {
+  source->idle_polls_ = 0;
+  if (source->hot_ || !sources_.count(source)) return;
+  source->hot_ = true;
+  hot_.push_back(source);
+}
+
+void EventLoop::run_hot_sources() {
+  std::erase(hot_, nullptr);
+  bool idle_ones = false;
+  // By index: a dispatch may add to the list (mark_hot) or null entries.
+  for (std::size_t i = 0; i < hot_.size(); ++i) {
+    if (should_stop()) return;
+    internal::LoopSource* s = hot_[i];
+    if (!s) continue;
+    if (!s->poll()) {
+      idle_ones |= ++s->idle_polls_ >= kIdlePollsBeforeArm;
+      continue;
+    }
+    s->idle_polls_ = 0;
+    dispatch_source(s);  // on the list, so registered
+  }
+  // A source that found work while being armed stays hot; the next turn
+  // polls it.
+  if (idle_ones) (void)arm_hot_sources(kIdlePollsBeforeArm);
+}
+
+bool EventLoop::poll_hot_sources() noexcept {
+  for (internal::LoopSource* s : hot_) {
+    if (s && s->poll()) return true;
+  }
+  return false;
+}
+
+bool EventLoop::arm_hot_sources(std::uint32_t min_idle_polls) {
+  std::erase(hot_, nullptr);
+  bool any = false;
+  for (internal::LoopSource* s : hot_) {
+    if (s->idle_polls_ < min_idle_polls) continue;
+    s->arm_begin();
+    any = true;
+  }
+  if (!any) return true;
+  // One barrier for all: each producer either sees its source armed, or
+  // its post is seen by arm_end().
+  internal::heavy_barrier();
+  bool quiet = true;
+  for (internal::LoopSource*& s : hot_) {
+    if (s->idle_polls_ < min_idle_polls) continue;
+    if (s->arm_end()) {
+      s->hot_ = false;
+      s = nullptr;
+    } else {
+      s->idle_polls_ = 0;
+      quiet = false;
+    }
+  }
+  std::erase(hot_, nullptr);
+  return quiet;
 }
 
 void EventLoop::set_source_ref(internal::LoopSource* source, bool refed) {
@@ -256,13 +331,20 @@ void EventLoop::run_ready_sources() {
   }};
   while (i < ready_.size()) {
     if (should_stop()) return;
-    auto it = sources_.find(ready_[i++]);
-    if (it == sources_.end()) continue;  // removed since it was scheduled
-    // Keep it alive through dispatch even if the handler unregisters it.
-    std::shared_ptr<internal::LoopSource> keep = it->second.source;
-    ++callbacks_;
-    keep->dispatch(*this);
+    internal::LoopSource* s = ready_[i++];
+    if (!sources_.count(s)) continue;  // removed since it was scheduled
+    dispatch_source(s);
   }
+}
+
+void EventLoop::dispatch_source(internal::LoopSource* source) {
+  dispatching_ = source;
+  ScopeExit done{[this] {
+    dispatching_ = nullptr;
+    dispatch_keep_.reset();  // may destroy the source, now that it returned
+  }};
+  ++callbacks_;
+  source->dispatch(*this);
 }
 
 void EventLoop::park(bool may_block) {
@@ -283,13 +365,14 @@ void EventLoop::park(bool may_block) {
     }
   }
   if (timeout && timeout->count() == 0) return;
-  core_->count_idle(core_->park(timeout));
+  auto poll = [](void* self) noexcept { return static_cast<EventLoop*>(self)->poll_hot_sources(); };
+  auto arm = [](void* self) noexcept { return static_cast<EventLoop*>(self)->arm_hot_sources(0); };
+  core_->count_idle(core_->park(timeout, poll, arm, this));
 }
 
 bool EventLoop::run(RunMode mode) {
   assert(!running_ && "weave::EventLoop::run: must not be called from inside a callback");
-  assert(core_->owned_by_current_thread() &&
-         "weave::EventLoop::run: owner thread only");
+  assert(core_->owned_by_current_thread() && "weave::EventLoop::run: owner thread only");
   running_ = true;
   ScopeExit done{[this] { running_ = false; }};
   stop_ = false;
@@ -299,6 +382,7 @@ bool EventLoop::run(RunMode mode) {
     run_timers();
     if (!should_stop()) callbacks_ += core_->run_tasks([this] { return !should_stop(); });
     if (!should_stop()) run_ready_sources();
+    if (!should_stop()) run_hot_sources();
     if (!should_stop()) run_immediates();
     if (should_stop()) {
       stop_ = false;

@@ -1,34 +1,46 @@
 // The queue behind every receiving end (a MessagePort, a BroadcastChannel):
-// a moodycamel ConcurrentQueue of messages plus one 64-bit state word that
-// carries the post count and two flags.
+// a moodycamel ConcurrentQueue of messages, two words that only the producer
+// writes, and a control word that (mostly) only the consumer writes.
 //
-//   state = posted << 2 | kArmed | kClosed
+//   posted_  = posts published so far          } the producer's line; the consumer
+//   posting_ = 1 while a post is in progress   } reads it to arm and to close
+//   ctrl_    = kArmed | kClosedByConsumer | kClosedByProducer
 //
-// Producer (post): one fetch_add on the state word reserves the post, then
-// the message is enqueued. That single RMW (a) tells the producer whether the
-// consumer had closed first — then the post fails before anything was
-// committed: nothing is sent, detached or handed over; (b) says whether the
-// consumer was armed (idle) and must be scheduled after the enqueue, so a
-// busy consumer costs producers no wake-up and no system call.
+// Producer (post): no atomic read-modify-write, no fence. It marks a post in
+// progress (posting_ = 1), reads ctrl_ behind a compiler-only
+// light_barrier(), refuses if the consumer closed (nothing committed: nothing
+// sent, detached or handed over), else enqueues, publishes the count and
+// clears posting_. Those two words share a line that only the producer
+// touches per post: a post costs no cache line beyond the queue's own.
+// If ctrl_ said kArmed (the consumer's loop may be parked) it clears the
+// flag with one RMW and schedules the consumer — the only RMW, and only on
+// an idle consumer.
 //
-// Consumer: takes whatever is in the queue — all of it was accepted — and
-// reads the state word only when it runs dry (to arm) or to learn that a
-// close is complete, so a busy consumer does not pull the producers' cache
-// line per message. A message counted but not yet enqueued (its producer is
-// between the two steps) is waited for, briefly, at those two points.
+// Consumer: takes whatever is in the queue. When it runs dry it stays hot
+// (its loop polls the queue, see loop/internal/loop_core.h) instead of arming;
+// only when its loop is about to park does it arm: set kArmed, then a
+// heavy_barrier(), then read posting_ and posted_ (atomics/internal/
+// barrier.h: of the producer's "posting_ = 1; read ctrl_" and the
+// consumer's "set kArmed; read posting_", at least one sees the other's
+// write). So a post either sees kArmed and signals, or the consumer sees the
+// post and does not park — never a lost wake-up. A post the consumer sees in
+// progress counts as work: it is only a few instructions from done.
 //
-// Arming: when it runs dry the consumer arms with a CAS that fails if the
-// count moved, so a post can never slip between "empty" and "armed" (both
-// sides RMW the same word: a total order).
+// Close: the consumer sets kClosedByConsumer, heavy_barrier(), then waits
+// for posting_ to be 0: the count it then reads is exactly the accepted
+// posts (a producer whose read of ctrl_ came after the barrier sees the
+// close and refuses; one whose came before has its posting_ = 1 seen by the
+// consumer, who waits for its outcome). Each accepted post is delivered before the close
+// event; each later post fails. No message is lost silently. A producer that
+// closes (kClosedByProducer) does so after its last post, so the count is
+// final.
 //
-// Close: whoever closes sets kClosed with an RMW. The posts counted before it
-// are exactly the accepted ones: each is delivered before the close event;
-// each later post returns false. No message is lost silently.
-//
-// Threading: producer methods are "Any thread" (a port's inbox has one
-// producer at a time, whose ProducerToken keeps FIFO order across threads as
-// the port moves; a broadcast inbox has many, FIFO per sender thread).
-// Consumer methods run on the thread that owns the receiving end.
+// Threading: the producer methods run on one thread at a time — a port's
+// sending end, which may move to another thread with happens-before (the
+// message that carries it); its ProducerToken keeps FIFO across moves. A
+// broadcast inbox has many producers: constructed with kManyProducers, its
+// push() serialises them with a spin lock (FIFO per sender thread). Consumer
+// methods run on the thread that owns the receiving end.
 #pragma once
 
 #include <concurrentqueue/concurrentqueue.h>
@@ -42,6 +54,7 @@
 #include <thread>
 #include <vector>
 
+#include "atomics/internal/barrier.h"
 #include "atomics/internal/futex.h"
 #include "channel/message_port.h"
 #include "channel/value.h"
@@ -73,11 +86,15 @@ class SpinLock {
 
 class Inbox {
  public:
-  static constexpr std::uint64_t kClosed = 1;
-  static constexpr std::uint64_t kArmed = 2;
-  static constexpr std::uint64_t kOne = 4;
+  static constexpr std::uint32_t kArmed = 1;
+  static constexpr std::uint32_t kClosedByConsumer = 2;
+  static constexpr std::uint32_t kClosedByProducer = 4;
+  static constexpr std::uint32_t kClosed = kClosedByConsumer | kClosedByProducer;
 
-  Inbox() : queue_(kInitialCapacity) {}
+  enum Producers { kOneProducer, kManyProducers };
+
+  explicit Inbox(Producers producers = kOneProducer)
+      : queue_(kInitialCapacity), many_producers_(producers == kManyProducers) {}
   Inbox(const Inbox&) = delete;
   Inbox& operator=(const Inbox&) = delete;
 
@@ -85,29 +102,51 @@ class Inbox {
 
   // --- producer side ----------------------------------------------------------
   struct Reservation {
-    bool accepted;  // false: the consumer closed first; nothing may be sent
-    bool armed;     // the consumer was idle: publish() must schedule it
+    bool accepted;         // false: the consumer closed first; nothing may be sent
+    bool armed;            // the consumer may be parked: publish() must signal it
+    std::uint64_t posted;  // posted_ before this post
   };
-  // Step 1 of a post: counts it. Before anything is committed, so a post the
-  // consumer's close refused changes nothing. Any thread. Never blocks.
-  Reservation reserve() noexcept {
-    // acquire orders our read of kClosed after the closer's RMW.
-    const std::uint64_t prev = state_.fetch_add(kOne, std::memory_order_acq_rel);
-    return {(prev & kClosed) == 0, (prev & kArmed) != 0};
+  // Step 1 of a post: marks it in progress and checks for a close. Before
+  // anything is committed, so a post the consumer's close refused changes
+  // nothing. Every reserve is followed by publish() or, if not accepted,
+  // nothing. The producer thread only. Never blocks. Never allocates.
+  [[gnu::always_inline]] Reservation reserve() noexcept {
+    // relaxed: only producers write posted_, and a new producer thread got
+    // the port (and this value) with happens-before.
+    const std::uint64_t n = posted_.load(std::memory_order_relaxed);
+    posting_.store(1, std::memory_order_relaxed);
+    light_barrier();  // the fast side of the Dekker handshake (see top)
+    // acquire: orders what we do after a refused post behind the close.
+    const std::uint32_t c = ctrl_.load(std::memory_order_acquire);
+    if (c & kClosedByConsumer) {
+      posting_.store(0, std::memory_order_release);
+      return {false, false, n};
+    }
+    return {true, (c & kArmed) != 0, n};
   }
   // Step 2, only after an accepted reservation: enqueues `m` (with `token`,
-  // or the calling thread's implicit producer) and wakes an idle consumer.
-  // Any thread. Never blocks. Allocates only when the queue needs a block.
-  void publish(moodycamel::ProducerToken* token, Message&& m, Reservation r) {
+  // or the calling thread's implicit producer), publishes the count and
+  // wakes an armed consumer. The producer thread only. Never blocks.
+  // Allocates only when the queue needs a block.
+  [[gnu::always_inline]] void publish(moodycamel::ProducerToken* token, Message&& m,
+                                      Reservation r) {
     if (token) {
       queue_.enqueue(*token, std::move(m));
     } else {
       queue_.enqueue(std::move(m));
     }
+    // release: the count is published after the message is in the queue,
+    // and the post ends after the count.
+    posted_.store(r.posted + 1, std::memory_order_release);
+    posting_.store(0, std::memory_order_release);
     if (r.armed) disarm_and_signal();
   }
-  // Both steps; false (and `m` untouched) when the consumer had closed.
-  bool push(moodycamel::ProducerToken* token, Message&& m) {
+  // Both steps; false (and `m` untouched) when the consumer had closed. The
+  // only producer entry point of a kManyProducers inbox. Never blocks (a
+  // kManyProducers inbox spins while another sender is inside push()).
+  [[gnu::always_inline]] bool push(moodycamel::ProducerToken* token, Message&& m) {
+    std::unique_lock<SpinLock> lock(producer_mu_, std::defer_lock);
+    if (many_producers_) lock.lock();
     const Reservation r = reserve();
     if (!r.accepted) return false;
     publish(token, std::move(m), r);
@@ -115,22 +154,28 @@ class Inbox {
   }
   // True once either side closed. A hint for the fast path. Any thread.
   [[nodiscard]] bool closed_approx() const noexcept {
-    return state_.load(std::memory_order_relaxed) & kClosed;
+    return ctrl_.load(std::memory_order_relaxed) & kClosed;
   }
-  // Closes from the producing side: the consumer will drain what was posted,
-  // then see the close. Always signals (rare): a consumer that only listens
-  // for the close event never arms. Any thread. Never blocks.
+  // Closes from the producing side, after its last post: the consumer will
+  // drain what was posted, then see the close. Always signals (rare): a
+  // consumer that only listens for the close event never arms. The producer
+  // thread only. Never blocks.
   void close_from_producer() noexcept {
-    state_.fetch_or(kClosed, std::memory_order_acq_rel);
+    ctrl_.fetch_or(kClosedByProducer, std::memory_order_acq_rel);
     signal();
   }
 
   // --- consumer side (owner thread of the receiving end) -----------------------
-  // Closes from the consuming side: posts counted so far are still delivered,
-  // later ones fail.
+  // Closes from the consuming side: posts accepted so far are still
+  // delivered, later ones fail. Costs a heavy barrier. Never blocks for long
+  // (see wait_for_publish).
   void close_from_consumer() noexcept {
-    const std::uint64_t prev = state_.fetch_or(kClosed, std::memory_order_acq_rel);
-    limit_ = prev >> 2;
+    if (ctrl_.fetch_or(kClosedByConsumer, std::memory_order_acq_rel) & kClosedByConsumer) return;
+    heavy_barrier();  // the slow side of the handshake (see top)
+    for (int spins = 0; posting_.load(std::memory_order_acquire) != 0; ++spins) {
+      wait_for_publish(spins);
+    }
+    limit_ = posted_.load(std::memory_order_acquire);
   }
   // The consumer is being destroyed: drops every accepted message not yet
   // taken (and the ports inside them). Exact, because the close froze which
@@ -138,7 +183,7 @@ class Inbox {
   // close_from_consumer(). Never blocks for long (see wait_for_publish).
   void abandon(moodycamel::ConsumerToken& token) noexcept {
     Message m;
-    for (int spins = 0; received_ < available(); ++spins) {
+    for (int spins = 0; received_ < published(); ++spins) {
       if (queue_.try_dequeue(token, m)) {
         ++received_;
         m = Message();
@@ -148,15 +193,13 @@ class Inbox {
     }
   }
   // Takes the next message, if one is in the queue. Refused posts never
-  // enqueue, so whatever is there was accepted: no need to read the state
-  // word (and pull the producer's cache line) per message. Never blocks.
-  // Never allocates.
-  // If the queue looks empty but a message was counted (its producer is
-  // between reserve and publish), waits for it: an accepted post is never
-  // reported as absent.
+  // enqueue, so whatever is there was accepted. Never blocks. Never
+  // allocates. An accepted post (its post_message returned) is never
+  // reported absent: if the count says it is there but the queue does not
+  // show it yet, waits for it.
   bool take(moodycamel::ConsumerToken& token, Message& out) noexcept {
     for (int spins = 0; !queue_.try_dequeue(token, out); ++spins) {
-      if (received_ >= available()) return false;
+      if (received_ >= published()) return false;
       wait_for_publish(spins);
     }
     ++received_;
@@ -169,39 +212,45 @@ class Inbox {
     received_ += n;
     return n;
   }
-  // Arms the inbox when nothing is left; false if a message was counted that
-  // has not been taken (it arrived meanwhile, or its producer is between
-  // reserve and publish): the caller then takes again. Never blocks. Never
-  // allocates.
-  bool arm() noexcept {
-    std::uint64_t s = state_.load(std::memory_order_acquire);
-    for (;;) {
-      if (received_ < available_in(s)) return false;
-      if (s & (kArmed | kClosed)) return true;
-      if (state_.compare_exchange_weak(s, s | kArmed, std::memory_order_acq_rel,
-                                       std::memory_order_acquire)) {
-        return true;
-      }
+  // True when a message is in the queue: the hot poll. Reads the queue's
+  // own indexes (which the consumer reads to dequeue anyway), not the
+  // producer's line. Never blocks.
+  [[nodiscard]] bool poll() const noexcept { return queue_.size_approx() != 0; }
+  // Arming, in two steps around the loop's heavy barrier (see top).
+  void arm_begin() noexcept {
+    if (ctrl_.load(std::memory_order_relaxed) & (kArmed | kClosed)) return;
+    ctrl_.fetch_or(kArmed, std::memory_order_acq_rel);
+  }
+  // True when armed with nothing pending. A post in progress counts as
+  // pending here: its producer may have read ctrl_ before kArmed was set.
+  // acquire on posting_: if it reads the 0 that ended a post, that post's
+  // enqueue is visible to poll(); if it reads an older 0, the post started
+  // after the barrier and its producer sees kArmed.
+  [[nodiscard]] bool arm_end() const noexcept {
+    return posting_.load(std::memory_order_acquire) == 0 && !poll();
+  }
+  // The consumer is dispatching: producers need not signal it. Clears a
+  // kArmed left by an arm that found work. Never blocks.
+  void disarm() noexcept {
+    if (ctrl_.load(std::memory_order_relaxed) & kArmed) {
+      ctrl_.fetch_and(~kArmed, std::memory_order_acq_rel);
     }
   }
   // True once either side closed.
   [[nodiscard]] bool closed() const noexcept {
-    return state_.load(std::memory_order_acquire) & kClosed;
+    return ctrl_.load(std::memory_order_acquire) & kClosed;
   }
   // True when the inbox is closed and every accepted message was taken.
-  [[nodiscard]] bool finished() noexcept {
-    const std::uint64_t s = state_.load(std::memory_order_acquire);
-    return (s & kClosed) && received_ >= available_in(s);
-  }
+  [[nodiscard]] bool finished() const noexcept { return closed() && received_ >= published(); }
   // Accepted messages not yet taken. Consumer thread only.
   [[nodiscard]] std::uint64_t pending_approx() const noexcept {
-    const std::uint64_t a = available_in(state_.load(std::memory_order_acquire));
+    const std::uint64_t a = published();
     return a > received_ ? a - received_ : 0;
   }
 
-  // A message is counted (reserve) a moment before it is in the queue
-  // (publish): its producer is between two steps, so spin briefly, then let
-  // it run in case it was preempted there.
+  // A post is a few instructions from done (in progress, or counted but not yet
+  // visible in the queue): spin briefly, then let its thread run in case it
+  // was preempted there.
   static void wait_for_publish(int spins) noexcept {
     if (spins < 1000) {
       cpu_relax();
@@ -228,21 +277,17 @@ class Inbox {
 
  private:
   // One block to start: a channel that carries little costs little memory.
-  static constexpr std::size_t kInitialCapacity = moodycamel::ConcurrentQueueDefaultTraits::BLOCK_SIZE;
+  static constexpr std::size_t kInitialCapacity =
+      moodycamel::ConcurrentQueueDefaultTraits::BLOCK_SIZE;
 
-  std::uint64_t available() const noexcept {
-    return available_in(state_.load(std::memory_order_acquire));
-  }
-  std::uint64_t available_in(std::uint64_t s) const noexcept {
-    const std::uint64_t posted = s >> 2;
-    if (!(s & kClosed)) return posted;
-    // Closed by the producer: the count is frozen, all of it accepted. Closed
-    // by us: only what was counted when we closed.
+  // Posts accepted so far (frozen at the consumer's close). Consumer thread.
+  std::uint64_t published() const noexcept {
+    const std::uint64_t posted = posted_.load(std::memory_order_acquire);
     return posted < limit_ ? posted : limit_;
   }
   void disarm_and_signal() noexcept {
     // Several producers (broadcast) may see kArmed; the one that clears it signals.
-    if (state_.fetch_and(~kArmed, std::memory_order_acq_rel) & kArmed) signal();
+    if (ctrl_.fetch_and(~kArmed, std::memory_order_acq_rel) & kArmed) signal();
   }
   void signal() noexcept {
     std::lock_guard<SpinLock> lock(mu_);
@@ -250,18 +295,23 @@ class Inbox {
   }
 
   moodycamel::ConcurrentQueue<Message> queue_;
-  // Written by every producer on every post; its own cache line keeps it off
-  // the queue's and the consumer's fields.
-  alignas(64) std::atomic<std::uint64_t> state_{0};
+  // Written by the producer on every post, read by the consumer only when it
+  // arms, closes or finds the queue empty: a line the producer keeps to itself.
+  alignas(64) std::atomic<std::uint64_t> posted_{0};
+  std::atomic<std::uint32_t> posting_{0};
   static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
                 "weave::Inbox: needs a lock-free 64-bit atomic");
+  // Read by the producer on every post, written rarely (arm, close, signal):
+  // its own line, so the consumer's per-message counters do not disturb it.
+  alignas(64) std::atomic<std::uint32_t> ctrl_{0};
+  SpinLock mu_;  // the binding; taken by producers that signal
+  LoopCore* core_ = nullptr;
+  LoopSource* target_ = nullptr;
+  const bool many_producers_;
+  SpinLock producer_mu_;  // kManyProducers: one push at a time
   // Consumer-owned: moves with the receiving end.
   alignas(64) std::uint64_t received_ = 0;
   std::uint64_t limit_ = std::numeric_limits<std::uint64_t>::max();
-  // The binding: taken by producers that signal, so off the consumer's line.
-  alignas(64) SpinLock mu_;
-  LoopCore* core_ = nullptr;
-  LoopSource* target_ = nullptr;
 };
 
 class InboxSource;
@@ -275,16 +325,31 @@ class LoopBinding final : public LoopSource {
   explicit LoopBinding(std::shared_ptr<InboxSource> owner) : owner_(std::move(owner)) {}
   void dispatch(EventLoop& loop) override;
   void on_loop_destroyed() noexcept override;
-  // Cut when the end unbinds; a retired node then dispatches nothing.
-  void detach() noexcept { owner_.reset(); }
+  bool poll() noexcept override;
+  void arm_begin() noexcept override;
+  bool arm_end() noexcept override;
+  // Cut when the end unbinds; a retired node then dispatches nothing. If the
+  // end's own handler unbinds it, the end is released when dispatch returns.
+  void detach() noexcept {
+    if (dispatching_) {
+      zombie_ = std::move(owner_);
+    } else {
+      owner_.reset();
+    }
+  }
 
  private:
   std::shared_ptr<InboxSource> owner_;
+  std::shared_ptr<InboxSource> zombie_;  // detached during its own dispatch
+  bool dispatching_ = false;
 };
 
 // A receiving end that dispatches its inbox on a loop: the part that
 // MessagePort and BroadcastChannel share. Owner thread only.
-class InboxSource : public std::enable_shared_from_this<InboxSource> {
+// Aligned to a cache line: the two ends of a channel are allocated together,
+// and the consumer's per-message fields here must not share a line with the
+// peer end's sending fields, which its producer reads on every post.
+class alignas(64) InboxSource : public std::enable_shared_from_this<InboxSource> {
  public:
   using Handler = std::function<void(MessageEvent&)>;
   using CloseHandler = std::function<void()>;
@@ -313,13 +378,24 @@ class InboxSource : public std::enable_shared_from_this<InboxSource> {
   // Called through the LoopBinding, on the bound loop's thread.
   void dispatch(EventLoop& loop);
   void on_loop_destroyed() noexcept;
+  // The hot poll: a handler is set and a message waits (stashed or in the
+  // inbox). Never blocks.
+  [[nodiscard]] bool poll() const noexcept {
+    return on_message_ && (stash_pos_ < stash_len_ || inbox_.poll());
+  }
+  void arm_begin() noexcept { inbox_.arm_begin(); }
+  // Armed, or nothing to dispatch without a handler (set_message_handler
+  // schedules the port when one comes).
+  [[nodiscard]] bool arm_end() const noexcept {
+    return !on_message_ || (stash_pos_ == stash_len_ && inbox_.arm_end());
+  }
 
  protected:
   Inbox& inbox_;
   moodycamel::ConsumerToken token_;
 
  private:
-  static constexpr int kBudget = 256;      // messages per dispatch: fairness between sources
+  static constexpr int kBudget = 256;        // messages per dispatch: fairness between sources
   static constexpr std::size_t kBatch = 32;  // taken from the queue at once
   void bind_if_needed();
   // All accepted messages delivered (or stashed ones pending) and closed.

@@ -68,7 +68,8 @@ void LoopCore::release_external_ref() noexcept {
   if (external_refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) notify();
 }
 
-std::chrono::nanoseconds LoopCore::park(std::optional<std::chrono::nanoseconds> timeout) noexcept {
+std::chrono::nanoseconds LoopCore::park(std::optional<std::chrono::nanoseconds> timeout,
+                                        PollFn poll, PollFn arm, void* ctx) noexcept {
   using std::chrono::steady_clock;
   // Spin first. The clock is read only every 64 pauses, so a wake-up that
   // comes quickly (the common case for a busy peer) costs no clock read; the
@@ -80,6 +81,8 @@ std::chrono::nanoseconds LoopCore::park(std::optional<std::chrono::nanoseconds> 
       wake_state_.exchange(kRunning, std::memory_order_acq_rel);
       return std::chrono::nanoseconds(0);
     }
+    // Hot sources: a post to one costs its producer no signal, so look.
+    if (poll(ctx)) return std::chrono::nanoseconds(0);
     cpu_relax();
     if ((i & 63) != 63) continue;
     const auto now = steady_clock::now();
@@ -95,6 +98,9 @@ std::chrono::nanoseconds LoopCore::park(std::optional<std::chrono::nanoseconds> 
   }
   // A timer due within the spin has had its time: do not park for it.
   if (timeout && timeout->count() == 0) return std::chrono::nanoseconds(0);
+  // From here on producers must signal: arm the hot sources. Work that came
+  // in meanwhile cancels the park.
+  if (!arm(ctx)) return std::chrono::nanoseconds(0);
   std::uint32_t expected = kRunning;
   std::chrono::nanoseconds idle{0};
   if (wake_state_.compare_exchange_strong(expected, kSleeping, std::memory_order_acq_rel)) {

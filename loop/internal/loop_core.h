@@ -26,15 +26,35 @@ class LoopCore;
 // schedules it through LoopCore::schedule only while it knows the source is
 // still registered (the source's owner unregisters under the same lock the
 // producers take, see channel/internal/inbox.h).
+//
+// Hot sources. A source that was just dispatched is likely to get more work
+// soon (a port in a conversation, a stream). Rather than arming it for a
+// wake-up — which makes its producers pay an atomic read-modify-write per
+// post to learn whether to schedule it — the source asks to stay hot
+// (EventLoop::mark_hot): the loop polls it every turn and while spinning
+// before a park, and its producers only enqueue. Before the loop really
+// parks (or once a hot source has been idle for a while) the loop arms its
+// hot sources: arm_begin() on each, one heavy_barrier() for all (see
+// atomics/internal/barrier.h), then arm_end() on each; a source whose
+// arm_end() finds work stays hot and the loop does not park.
 class LoopSource {
  public:
   virtual ~LoopSource() = default;
   // Called on the loop's thread, once per schedule (several schedules may be
-  // merged into one call). Drains what the source has for this turn.
+  // merged into one call) and whenever poll() says so. Drains what the
+  // source has for this turn.
   virtual void dispatch(EventLoop& loop) = 0;
   // Called on the loop's thread when the loop is destroyed (its thread exits)
   // while the source is still registered: forget the loop.
   virtual void on_loop_destroyed() noexcept {}
+  // --- hot sources (loop thread only; never block, never allocate) ------------
+  // True when dispatch() would make progress now.
+  virtual bool poll() noexcept { return false; }
+  // Step 1 of arming: from now on producers signal (schedule) the source.
+  virtual void arm_begin() noexcept {}
+  // Step 2, after a heavy barrier: true when nothing arrived meanwhile (the
+  // source is armed and leaves the hot list); false when work is waiting.
+  virtual bool arm_end() noexcept { return true; }
 
  private:
   friend class LoopCore;
@@ -43,6 +63,10 @@ class LoopSource {
   // most once, so a flood of schedules costs one push.
   std::atomic<bool> queued_{false};
   LoopSource* next_ = nullptr;
+  // On the owning loop's hot list (loop thread only), and for how many
+  // consecutive polls it had nothing.
+  bool hot_ = false;
+  std::uint32_t idle_polls_ = 0;
 };
 
 class LoopCore {
@@ -75,9 +99,14 @@ class LoopCore {
   template <class KeepGoing>
   std::size_t run_tasks(KeepGoing&& keep_going);
   // Spins briefly, then parks until notify() or the timeout. Returns at once
-  // if a notify() arrived since the last park. Returns the time spent parked
-  // in the kernel (the spin counts as busy).
-  std::chrono::nanoseconds park(std::optional<std::chrono::nanoseconds> timeout) noexcept;
+  // if a notify() arrived since the last park. While spinning it calls
+  // `poll(ctx)` now and then and returns as soon as that says work is there;
+  // before parking it calls `arm(ctx)`, which returns false to cancel the
+  // park (work arrived while arming). Returns the time spent parked in the
+  // kernel (the spin counts as busy).
+  using PollFn = bool (*)(void* ctx) noexcept;
+  std::chrono::nanoseconds park(std::optional<std::chrono::nanoseconds> timeout, PollFn poll,
+                                PollFn arm, void* ctx) noexcept;
   bool take_stop_request() noexcept {
     // A plain load first: checked between callbacks, usually false.
     return stop_requested_.load(std::memory_order_relaxed) &&
@@ -153,6 +182,9 @@ template <class Fn>
 void LoopCore::take_ready(Fn&& visit) {
   // acquire: pairs with the release CAS in schedule(), so the source's state
   // written before it was scheduled is visible here.
+  // A plain load first: most turns find the stack empty, and an exchange
+  // (an RMW) per turn would cost every turn a locked instruction.
+  if (ready_head_.load(std::memory_order_relaxed) == nullptr) return;
   LoopSource* head = ready_head_.exchange(nullptr, std::memory_order_acquire);
   // The stack is newest-first; reverse it so sources run in schedule order.
   LoopSource* prev = nullptr;
