@@ -287,7 +287,7 @@ class Endpoint final : public InboxSource {
  private:
   // The sending side, read on every post from the producer's thread: its own
   // line, away from this end's consumer fields (InboxSource).
-  alignas(64) std::shared_ptr<ChannelState> chan_;
+  alignas(kFalseSharingSpan) std::shared_ptr<ChannelState> chan_;
   int side_;
   moodycamel::ProducerToken out_token_;  // destroyed before chan_ (declared after)
   bool closed_ = false;                  // this side can post no more

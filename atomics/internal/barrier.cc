@@ -17,10 +17,16 @@ bool probe() noexcept {
 }
 }  // namespace
 
+std::atomic<int> g_barrier_mode{0};
+
 bool asymmetric_barriers_available() noexcept {
   // A function-local static: initialised once, thread-safely, and both sides
   // of every handshake read the same answer.
-  static const bool available = probe();
+  static const bool available = [] {
+    const bool a = probe();
+    g_barrier_mode.store(a ? 1 : 2, std::memory_order_relaxed);
+    return a;
+  }();
   return available;
 }
 

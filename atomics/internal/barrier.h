@@ -30,8 +30,16 @@ namespace weave::internal {
 // barrier. Decided once, on first use, by whichever side comes first.
 bool asymmetric_barriers_available() noexcept;
 
+// 0 until decided, then 1 (asymmetric) or 2 (fences). Read inline by
+// light_barrier(), so the posting path pays a load and a branch, no call.
+extern std::atomic<int> g_barrier_mode;
+
 inline void light_barrier() noexcept {
-  if (asymmetric_barriers_available()) {
+  // relaxed: the mode is written once, before any barrier depends on it
+  // (asymmetric_barriers_available() runs the probe under a static guard).
+  int mode = g_barrier_mode.load(std::memory_order_relaxed);
+  if (mode == 0) mode = asymmetric_barriers_available() ? 1 : 2;
+  if (mode == 1) {
     std::atomic_signal_fence(std::memory_order_seq_cst);
   } else {
     std::atomic_thread_fence(std::memory_order_seq_cst);

@@ -21,14 +21,14 @@ bool futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
     tsp = &ts;  // FUTEX_WAIT takes a relative timeout
   }
   // FUTEX_PRIVATE_FLAG: the word is never shared across processes here.
-  const long rc = syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word),
-                          FUTEX_WAIT_PRIVATE, expected, tsp, nullptr, 0);
+  const long rc = syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE,
+                          expected, tsp, nullptr, 0);
   return !(rc == -1 && errno == ETIMEDOUT);
 }
 
 int futex_wake(std::atomic<std::uint32_t>& word, int count) noexcept {
-  const long rc = syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word),
-                          FUTEX_WAKE_PRIVATE, count, nullptr, nullptr, 0);
+  const long rc = syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE,
+                          count, nullptr, nullptr, 0);
   return rc < 0 ? 0 : static_cast<int>(rc);
 }
 

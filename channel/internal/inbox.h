@@ -55,6 +55,7 @@
 #include <vector>
 
 #include "atomics/internal/barrier.h"
+#include "atomics/internal/cache_line.h"
 #include "atomics/internal/futex.h"
 #include "channel/message_port.h"
 #include "channel/value.h"
@@ -297,20 +298,20 @@ class Inbox {
   moodycamel::ConcurrentQueue<Message> queue_;
   // Written by the producer on every post, read by the consumer only when it
   // arms, closes or finds the queue empty: a line the producer keeps to itself.
-  alignas(64) std::atomic<std::uint64_t> posted_{0};
+  alignas(kFalseSharingSpan) std::atomic<std::uint64_t> posted_{0};
   std::atomic<std::uint32_t> posting_{0};
   static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
                 "weave::Inbox: needs a lock-free 64-bit atomic");
   // Read by the producer on every post, written rarely (arm, close, signal):
   // its own line, so the consumer's per-message counters do not disturb it.
-  alignas(64) std::atomic<std::uint32_t> ctrl_{0};
+  alignas(kFalseSharingSpan) std::atomic<std::uint32_t> ctrl_{0};
   SpinLock mu_;  // the binding; taken by producers that signal
   LoopCore* core_ = nullptr;
   LoopSource* target_ = nullptr;
   const bool many_producers_;
   SpinLock producer_mu_;  // kManyProducers: one push at a time
   // Consumer-owned: moves with the receiving end.
-  alignas(64) std::uint64_t received_ = 0;
+  alignas(kFalseSharingSpan) std::uint64_t received_ = 0;
   std::uint64_t limit_ = std::numeric_limits<std::uint64_t>::max();
 };
 
@@ -349,7 +350,7 @@ class LoopBinding final : public LoopSource {
 // Aligned to a cache line: the two ends of a channel are allocated together,
 // and the consumer's per-message fields here must not share a line with the
 // peer end's sending fields, which its producer reads on every post.
-class alignas(64) InboxSource : public std::enable_shared_from_this<InboxSource> {
+class alignas(kFalseSharingSpan) InboxSource : public std::enable_shared_from_this<InboxSource> {
  public:
   using Handler = std::function<void(MessageEvent&)>;
   using CloseHandler = std::function<void()>;

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 
+#include "atomics/internal/cache_line.h"
 #include "loop/internal/task.h"
 
 namespace weave {
@@ -160,11 +161,11 @@ class LoopCore {
   // line once, not once per field. What the owner reads every turn (pending
   // tasks, keep-alives, stop) sits on its own line, so producers do not
   // disturb it.
-  alignas(64) std::atomic<LoopSource*> ready_head_{nullptr};
+  alignas(kFalseSharingSpan) std::atomic<LoopSource*> ready_head_{nullptr};
   std::atomic<std::uint32_t> wake_state_{kRunning};
   std::atomic<std::uint64_t> futex_wakes_{0};
   std::atomic<std::uint64_t> ready_pushes_{0};
-  alignas(64) std::atomic<std::int64_t> pending_tasks_{0};
+  alignas(kFalseSharingSpan) std::atomic<std::int64_t> pending_tasks_{0};
   std::atomic<std::int64_t> external_refs_{0};
   std::atomic<bool> stop_requested_{false};
   std::atomic<bool> dead_{false};
