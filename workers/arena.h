@@ -74,6 +74,7 @@ class Arena final : public std::pmr::memory_resource {
   Arena(const Arena&) = delete;
   Arena& operator=(const Arena&) = delete;
   // Frees every block. Owner thread only (or once the owner has ended).
+  // Never blocks.
   ~Arena() override;
 
   // The counters. Any thread. Never blocks. Never allocates.

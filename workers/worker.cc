@@ -633,6 +633,8 @@ Worker& Worker::unref() {
   return *this;
 }
 
+#undef WEAVE_WORKER_OWNER_ONLY
+
 bool Worker::has_ref() const noexcept { return p_ && p_->refed && !p_->exit_seen; }
 
 int Worker::thread_id() const noexcept { return p_ ? p_->shared->thread_id : 0; }
@@ -649,6 +651,8 @@ std::optional<int> Worker::exit_code() const noexcept {
   if (!s.finished.load(std::memory_order_acquire)) return std::nullopt;
   return s.exit_code.load(std::memory_order_relaxed);
 }
+
+bool Worker::running() const noexcept { return p_ && !exit_code().has_value(); }
 
 WorkerStats Worker::stats() const noexcept {
   WorkerStats out;

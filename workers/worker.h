@@ -28,15 +28,14 @@
 //
 // Events, on the loop of the thread that constructed the Worker (the parent),
 // in this order: `online` (the worker's loop exists and its entry is about to
-// run); then `message` for each message the worker posted on its parent port,
-// in post order, with `messageerror` in place of one that could not be
-// decoded (on_message<T>); then `error` if an exception escaped the entry or
-// a callback of the worker's loop (the worker then ends with exit code 1);
-// last `exit(code)`, after every message the worker posted was delivered and
-// its thread has been joined. Messages travel on the port; online, error and
-// exit are tasks the worker posts to the parent's loop after its earlier
-// posts, and the parent drains the port before it emits error or exit, so the
-// order holds whatever the timing.
+// run; not emitted for a worker terminated before it got that far); then `message` for each message
+// the worker posted on its parent port, in post order, with `messageerror` in place of one that
+// could not be decoded (on_message<T>); then `error` if an exception escaped the entry or a
+// callback of the worker's loop (the worker then ends with exit code 1); last `exit(code)`, after
+// every message the worker posted was delivered and its thread has been joined. Messages travel on
+// the port; online, error and exit are tasks the worker posts to the parent's loop after its
+// earlier posts, and the parent drains the port before it emits error or exit, so the order holds
+// whatever the timing.
 //
 // Exceptions: user code never takes the process down. An exception escaping
 // the worker's entry or any callback on its loop becomes an `error` event
@@ -75,6 +74,7 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "channel/codec.h"
 #include "channel/message_port.h"
@@ -164,15 +164,17 @@ class Worker {
   // Starts a worker that runs `entry`. Throws std::invalid_argument, naming
   // the option and its allowed range, for: an empty entry, a bad name, stack
   // size or arena limit, or a worker_data / transfer_list that cannot be
-  // cloned (the DataCloneError's message) — then nothing started and nothing
-  // in the transfer list was detached. std::system_error if the thread cannot
-  // be created. Owner thread (the parent) is the calling thread. Allocates.
+  // cloned (the DataCloneError's message) — then nothing started and no
+  // buffer in the transfer list was detached. std::system_error if the
+  // thread cannot be created. The calling thread becomes the owner (the
+  // parent). May block (creating the thread). Allocates.
   explicit Worker(Entry entry, WorkerOptions options = {});
   // Same, with an entry registered by WEAVE_WORKER_ENTRY(name); an unknown
   // name is an std::invalid_argument naming it.
   explicit Worker(std::string_view entry_name, WorkerOptions options = {});
   Worker(Worker&&) noexcept;
-  // Ends the worker this held first, as the destructor does.
+  // Ends the worker this held first, as the destructor does. Owner thread
+  // only. May block.
   Worker& operator=(Worker&&) noexcept;
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -220,6 +222,7 @@ class Worker {
 
   // ref(): the worker keeps the parent's loop alive until its exit event
   // (the default). unref(): it does not. Owner thread only. Never blocks.
+  // Never allocates.
   Worker& ref();
   Worker& unref();
   [[nodiscard]] bool has_ref() const noexcept;
@@ -229,9 +232,11 @@ class Worker {
   [[nodiscard]] int thread_id() const noexcept;
   [[nodiscard]] const std::string& name() const noexcept;
   // The exit code once the worker's thread has finished, before or after the
-  // exit event ran; std::nullopt while it runs. Any thread. Never blocks.
+  // exit event ran; std::nullopt while it runs. running(): started and not
+  // yet finished (false for a moved-from Worker). Any thread. Never blocks.
+  // Never allocates.
   [[nodiscard]] std::optional<int> exit_code() const noexcept;
-  [[nodiscard]] bool running() const noexcept { return !exit_code().has_value(); }
+  [[nodiscard]] bool running() const noexcept;
   // Counters, read without stopping the worker (relaxed: each is exact for
   // some recent moment, not all for the same one). Any thread. Never blocks.
   // Never allocates.
@@ -269,12 +274,16 @@ Worker& Worker::on_message(std::function<void(T)> handler) {
 // worker. Owner thread only. Never blocks. Never allocates.
 [[nodiscard]] const Value& worker_data() noexcept;
 // The ports from WorkerOptions::transfer_list, in order, for the worker to
-// take; empty outside a worker. Owner thread only. Never allocates.
+// take; empty outside a worker. Owner thread only. Never blocks. Never
+// allocates.
 [[nodiscard]] std::vector<MessagePort>& worker_data_ports() noexcept;
-// 0 on the main thread; the Worker's thread_id() in a worker. Never allocates.
+// 0 on the main thread; the Worker's thread_id() in a worker. Any thread.
+// Never blocks. Never allocates.
 [[nodiscard]] int thread_id() noexcept;
-// WorkerOptions::name in a worker; "" on the main thread. Never allocates.
+// WorkerOptions::name in a worker; "" on the main thread. Any thread. Never
+// blocks. Never allocates.
 [[nodiscard]] std::string_view worker_name() noexcept;
+// False in a worker. Any thread. Never blocks. Never allocates.
 [[nodiscard]] bool is_main_thread() noexcept;
 
 // Node's setEnvironmentData / getEnvironmentData: per-thread values, cloned
@@ -283,7 +292,8 @@ Worker& Worker::on_message(std::function<void(T)> handler) {
 // that cannot be cloned is a kDataCloneError and changes nothing. Owner
 // thread only. Never blocks. Allocates.
 [[nodiscard]] Status set_environment_data(std::string key, Value value);
-// A clone of the value under `key`, or std::nullopt. Allocates.
+// A clone of the value under `key`, or std::nullopt. Owner thread only.
+// Never blocks. Allocates.
 [[nodiscard]] std::optional<Value> get_environment_data(std::string_view key);
 
 // Environment variables as Node's process.env sees them: the main thread's is
@@ -322,11 +332,12 @@ namespace this_worker {
 // the exit: the worker still ends with `code` at its next loop turn or when
 // its entry returns. Must not be called from a destructor. Outside a worker
 // it is std::exit(code), as process.exit is on Node's main thread. Owner
-// thread only.
+// thread only. Never blocks. Allocates (the exception).
 [[noreturn]] void exit(int code);
 // Requested by Worker::terminate(): long computations poll it (or register a
 // std::stop_callback, which then runs on the terminating thread). Outside a
-// worker, a token that is never requested. Never blocks. Never allocates.
+// worker, a token that is never requested. Any thread (answers for the
+// caller). Never blocks. Never allocates.
 [[nodiscard]] std::stop_token stop_token() noexcept;
 [[nodiscard]] bool stop_requested() noexcept;
 // The worker's arena (workers/arena.h), capped by max_arena_bytes; outside a
