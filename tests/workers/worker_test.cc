@@ -474,6 +474,32 @@ TEST_F(WorkerTest, ArenaCapEndsThatWorkerWithOutOfMemoryWhileASiblingKeepsAnswer
   EXPECT_EQ(s.arena_bytes, 0u) << "the arena is released when the worker ends";
 }
 
+TEST_F(WorkerTest, WhatTheWorkersLoopStillHeldIsDestroyedBeforeTheArenaAndTheExitEvent) {
+  std::atomic<bool> destroyed{false};
+  Worker w([&destroyed] {
+    struct Held {
+      Held(std::atomic<bool>* flag, std::pmr::memory_resource* arena)
+          : destroyed(flag), data(1000, 7, arena) {}
+      ~Held() {
+        // Runs while the worker tears its loop down: its arena memory must
+        // still be valid (ASan would see a use after free otherwise).
+        if (data.back() == 7) destroyed->store(true, std::memory_order_relaxed);
+      }
+      std::atomic<bool>* destroyed;
+      std::pmr::vector<int> data;
+    };
+    auto held = std::make_shared<Held>(&destroyed, this_worker::arena());
+    // Unreferenced: the worker ends at once, with this still in its loop.
+    set_timeout(24h, [held] {}).unref();
+  });
+  bool destroyed_before_exit = false;
+  w.on_exit([&](int) { destroyed_before_exit = destroyed.load(std::memory_order_relaxed); });
+  run_loop();
+  EXPECT_TRUE(destroyed_before_exit);
+  EXPECT_EQ(w.exit_code(), 0);
+  EXPECT_EQ(w.stats().arena_bytes, 0u);
+}
+
 TEST_F(WorkerTest, OutsideAWorkerTheArenaIsNewDeleteAndItsStatsAreZero) {
   EXPECT_EQ(this_worker::arena(), std::pmr::new_delete_resource());
   EXPECT_EQ(this_worker::arena_stats().bytes_in_use, 0u);
