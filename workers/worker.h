@@ -216,8 +216,9 @@ class Worker {
   // parent's loop, so get() on the parent thread cannot deadlock on it), or
   // std::nullopt at once if the worker had already finished (Node resolves
   // with undefined then). A worker that neither returns to its loop nor
-  // checks stop_requested() cannot be stopped. Owner thread only. Never
-  // blocks. Allocates.
+  // checks stop_requested() cannot be stopped. Owner thread only. May block
+  // (briefly: a lock the worker's last step also takes; it never waits for
+  // the worker to stop). Allocates.
   std::future<std::optional<int>> terminate();
 
   // ref(): the worker keeps the parent's loop alive until its exit event
@@ -351,9 +352,10 @@ namespace this_worker {
 namespace internal {
 using EntryFunction = void (*)();
 // For WEAVE_WORKER_ENTRY. False (and the first registration kept) if the
-// name is taken. Any thread. Allocates.
+// name is taken. Any thread. May block (briefly). Allocates.
 bool register_worker_entry(std::string_view name, EntryFunction entry);
-// The entry registered under `name`, or nullptr. Any thread. Never allocates.
+// The entry registered under `name`, or nullptr. Any thread. May block
+// (briefly, on the registry's lock). Never allocates.
 [[nodiscard]] EntryFunction find_worker_entry(std::string_view name) noexcept;
 }  // namespace internal
 
