@@ -1,0 +1,110 @@
+// What a worker's thread and its parent share (WorkerShared), and what the
+// worker's thread keeps about itself (WorkerThread). Private to //workers.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include "channel/message_port.h"
+#include "channel/value.h"
+#include "loop/event_loop.h"
+#include "workers/arena.h"
+#include "workers/worker.h"
+
+namespace weave::internal {
+
+class WorkerParent;
+
+// Per-thread environment data (set_environment_data).
+using EnvironmentData = std::map<std::string, Value, std::less<>>;
+
+// Owned jointly by the parent's Worker and the worker's thread, so either may
+// outlive the other; everything in it is safe to touch from both.
+struct WorkerShared {
+  WorkerShared(int id, std::string worker_name, std::size_t arena_limit)
+      : thread_id(id), name(std::move(worker_name)), arena(arena_limit) {}
+
+  const int thread_id;
+  const std::string name;
+  // Allocated from by the worker's thread only; stats() from any thread.
+  Arena arena;
+  // request_stop() from the parent; tokens polled by the worker.
+  std::stop_source stop;
+
+  // --- written by the worker's thread --------------------------------------------
+  // `loop` is written once, before loop_published is set; any thread may
+  // copy it after seeing loop_published true.
+  LoopHandle loop;
+  std::atomic<std::int64_t> loop_start_ns{0};  // steady clock, set before publishing
+  std::atomic<std::int64_t> loop_end_ns{0};    // 0 while the worker runs
+  // The Dekker pair of terminate(): the parent stores `terminating` then
+  // loads `loop_published`; the worker stores `loop_published` then loads
+  // `terminating`. seq_cst on all four, so at least one side sees the other:
+  // either the parent stops the loop, or the worker sees the flag.
+  std::atomic<bool> loop_published{false};
+  std::atomic<bool> terminating{false};
+
+  // Set once when the worker's thread has finished its work (release), with
+  // exit_code; read by any thread (acquire).
+  std::atomic<bool> finished{false};
+  std::atomic<int> exit_code{0};
+  // terminate() futures waiting for the exit code; filled under `mu`.
+  std::mutex mu;
+  std::vector<std::promise<std::optional<int>>> waiters;  // guarded by mu
+
+  // --- written by the parent thread (relaxed counts, read by any thread) ---------
+  // On their own line: the parent bumps them per message, other threads read.
+  alignas(64) std::atomic<std::uint64_t> messages_in{0};
+  std::atomic<std::uint64_t> messages_out{0};
+};
+
+// Raised by this_worker::exit() to unwind the worker's stack. Deliberately
+// not a std::exception, so `catch (const std::exception&)` lets it pass.
+struct WorkerExit {
+  int code;
+};
+
+// The worker thread's own state: reached through current_worker_thread() on
+// that thread only. It is a thread_local made before the thread's EventLoop,
+// so it is destroyed after it: by then every callback the loop held (and
+// whatever they captured from the arena) is gone, and its destructor can
+// free the arena and report the exit.
+struct WorkerThread {
+  WorkerThread() = default;
+  WorkerThread(const WorkerThread&) = delete;
+  WorkerThread& operator=(const WorkerThread&) = delete;
+  ~WorkerThread();
+
+  std::shared_ptr<WorkerShared> shared;
+  // Copied into the tasks posted to the parent; locked only on the parent's
+  // thread, so the parent's objects are only ever destroyed there.
+  std::weak_ptr<WorkerParent> parent;
+  LoopHandle parent_loop;
+  MessagePort port;
+  Value data;
+  std::vector<MessagePort> ports;
+  std::shared_ptr<Env> env;
+  EnvironmentData environment_data;
+  // this_worker::exit() was called: the code wins over how the loop ended.
+  bool exit_requested = false;
+  int exit_code = 0;
+  // Decided when the work ends; reported by the destructor.
+  int final_code = 0;
+};
+
+// The calling thread's WorkerThread, or nullptr outside a worker.
+WorkerThread* current_worker_thread() noexcept;
+// The Env object the calling thread uses (a worker's, or the process one).
+std::shared_ptr<Env> current_env();
+// The calling thread's environment data.
+EnvironmentData& current_environment_data();
+
+}  // namespace weave::internal
