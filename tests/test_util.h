@@ -4,12 +4,17 @@
 #pragma once
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
+#include <cstdio>
+#include <cstring>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 namespace weave::testing {
 
@@ -34,7 +39,9 @@ inline std::size_t fd_count() { return count_dir_entries("/proc/self/fd"); }
 // runs first. Creating (and joining) one thread before any test settles that.
 class SanitizerThreadWarmUp : public ::testing::Environment {
  public:
-  void SetUp() override { std::thread([] {}).join(); }
+  void SetUp() override {
+    std::thread([] {}).join();
+  }
 };
 inline ::testing::Environment* const kSanitizerThreadWarmUp =
     ::testing::AddGlobalTestEnvironment(new SanitizerThreadWarmUp);
@@ -79,5 +86,43 @@ class StartBarrier {
  private:
   std::atomic<int> left_;
 };
+
+// A bound against hanging in tests that wait for another thread to reach a
+// state: not a timing assertion.
+inline constexpr auto kHangGuard = std::chrono::seconds(10);
+
+inline pid_t current_tid() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
+
+// The scheduler state of thread `tid` of this process: 'R' running, 'S' asleep
+// in the kernel, ...; 0 if it is gone. Allocates nothing, so polling it does
+// not contend with the observed thread for the allocator.
+inline char thread_state(pid_t tid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/task/%d/stat", static_cast<int>(tid));
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[512];
+  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  // "tid (comm) S ...": comm may hold spaces and parentheses, so use the last ')'.
+  const char* paren = std::strrchr(buf, ')');
+  if (paren == nullptr || paren[1] == '\0' || paren[2] == '\0') return 0;
+  return paren[2];
+}
+
+// Waits until thread `tid` sleeps in the kernel. Call it only once that
+// thread signalled, from inside its loop, that it has nothing left to do
+// there, so the loop's park is the only place it can sleep. False if that did
+// not happen within kHangGuard (a loop that spins instead of parking).
+inline bool wait_until_parked(pid_t tid) {
+  const auto deadline = std::chrono::steady_clock::now() + kHangGuard;
+  while (thread_state(tid) != 'S') {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
 
 }  // namespace weave::testing

@@ -16,6 +16,7 @@
 #include "loop/event_loop.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -32,8 +33,6 @@
 #include <utility>
 #include <vector>
 
-#include <gtest/gtest.h>
-
 #include "tests/test_util.h"
 
 namespace weave {
@@ -42,13 +41,15 @@ namespace {
 using namespace std::chrono_literals;
 using RunMode = EventLoop::RunMode;
 using ::weave::testing::CleanShutdownTest;
+using ::weave::testing::current_tid;
+using ::weave::testing::kHangGuard;
 using ::weave::testing::StartBarrier;
+using ::weave::testing::thread_state;
+using ::weave::testing::wait_until_parked;
 
 // Only a bug makes a wait reach this.
-constexpr auto kHangGuard = std::chrono::seconds(10);
 
 class EventLoopTest : public CleanShutdownTest {};
-
 
 // Runs `body` on a fresh thread, which gets its own EventLoop, and joins it.
 template <class F>
@@ -73,40 +74,6 @@ class Flag {
  private:
   std::atomic<bool> v_{false};
 };
-
-pid_t current_tid() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
-
-// The scheduler state of thread `tid` of this process: 'R' running, 'S' asleep
-// in the kernel, ...; 0 if it is gone. Allocates nothing, so polling it does
-// not contend with the observed thread for the allocator.
-char thread_state(pid_t tid) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/self/task/%d/stat", static_cast<int>(tid));
-  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  char buf[512];
-  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
-  if (n <= 0) return 0;
-  buf[n] = '\0';
-  // "tid (comm) S ...": comm may hold spaces and parentheses, so use the last ')'.
-  const char* paren = std::strrchr(buf, ')');
-  if (paren == nullptr || paren[1] == '\0' || paren[2] == '\0') return 0;
-  return paren[2];
-}
-
-// Waits until thread `tid` sleeps in the kernel. Call it only after the loop
-// thread signalled (from inside run(), e.g. from an immediate) that it has no
-// other place left to block than the loop's park. False if that never
-// happened within the hang guard (a loop that spins instead of parking).
-bool wait_until_parked(pid_t tid) {
-  const auto deadline = Clock::now() + kHangGuard;
-  while (thread_state(tid) != 'S') {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::yield();
-  }
-  return true;
-}
 
 // A LoopSource for tests: counts dispatches (on the loop's thread) and runs an
 // optional hook from dispatch.
@@ -215,7 +182,8 @@ TEST_F(EventLoopTest, TimersWithEqualDelaysFireInCreationOrder) {
     constexpr int kTimers = 200;
     for (auto delay : {Clock::duration(0ms), Clock::duration(2ms)}) {
       std::vector<int> fired;
-      for (int i = 0; i < kTimers; ++i) loop.set_timeout(delay, [&fired, i] { fired.push_back(i); });
+      for (int i = 0; i < kTimers; ++i)
+        loop.set_timeout(delay, [&fired, i] { fired.push_back(i); });
       EXPECT_FALSE(loop.run());
       std::vector<int> expected(kTimers);
       for (int i = 0; i < kTimers; ++i) expected[i] = i;
@@ -829,7 +797,8 @@ TEST_F(EventLoopTest, KeepAliveFromAnotherThreadKeepsRunParkedUntilTheLastReset)
   EXPECT_TRUE(first.holds());
   kept.set();
   running.wait();
-  EXPECT_TRUE(wait_until_parked(tid)) << "a kept-alive loop with nothing to do spins instead of parking";
+  EXPECT_TRUE(wait_until_parked(tid))
+      << "a kept-alive loop with nothing to do spins instead of parking";
 
   first.reset();
   EXPECT_FALSE(first.holds());
@@ -1310,9 +1279,8 @@ TEST_F(EventLoopTest, SourceRemovedAfterBeingScheduledIsNotDispatched) {
 
 TEST_F(EventLoopTest, SourceScheduledFromAnotherThreadIsDispatchedOnTheLoopThread) {
   constexpr int kItems = 2000;
-  auto s = std::make_shared<TestSource>([](TestSource& src, EventLoop&) {
-    src.seen = src.items.load(std::memory_order_acquire);
-  });
+  auto s = std::make_shared<TestSource>(
+      [](TestSource& src, EventLoop&) { src.seen = src.items.load(std::memory_order_acquire); });
   LoopHandle handle;
   KeepAlive producer_ka;
   std::thread::id loop_id;
@@ -1356,7 +1324,8 @@ TEST_F(EventLoopTest, SourceScheduledFromAnotherThreadIsDispatchedOnTheLoopThrea
 // again, so the loop takes the source without parking. The failure shows as
 // a ThreadSanitizer data-race report on `plain_item`.
 TEST_F(EventLoopTest, SourceStateWrittenBeforeAMergedScheduleIsVisibleToDispatch) {
-  auto s = std::make_shared<TestSource>([](TestSource& src, EventLoop&) { src.seen = src.plain_item; });
+  auto s =
+      std::make_shared<TestSource>([](TestSource& src, EventLoop&) { src.seen = src.plain_item; });
   LoopHandle handle;
   Flag published, task_running;
   std::atomic<bool> producer_done{false};

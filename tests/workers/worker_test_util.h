@@ -83,40 +83,6 @@ struct EventLog {
   }
 };
 
-inline pid_t current_tid() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
-
-// The scheduler state of thread `tid` of this process: 'R' running, 'S' asleep
-// in the kernel, ...; 0 if it is gone.
-inline char thread_state(pid_t tid) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/self/task/%d/stat", static_cast<int>(tid));
-  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  char buf[512];
-  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
-  if (n <= 0) return 0;
-  buf[n] = '\0';
-  // "tid (comm) S ...": comm may hold spaces and parentheses, so use the last ')'.
-  const char* paren = std::strrchr(buf, ')');
-  if (paren == nullptr || paren[1] == '\0' || paren[2] == '\0') return 0;
-  return paren[2];
-}
-
-// Waits until thread `tid` sleeps in the kernel. Call it only once the worker
-// signalled from inside its loop (an immediate or a handler) that it has
-// nothing left to do there, so the loop's park is the only place it can
-// sleep. False if that did not happen within a hang guard (a loop that spins
-// instead of parking) — a bound against hanging, not a timing assertion.
-inline bool wait_until_parked(pid_t tid) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (thread_state(tid) != 'S') {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::yield();
-  }
-  return true;
-}
-
 // The int a message carries, or -1 when it carries something else.
 inline std::int64_t int_of(const Value& v) {
   const std::int64_t* i = v.if_int();
