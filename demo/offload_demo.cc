@@ -10,6 +10,7 @@
 //              posts a partial result per buffer as it goes, the buffer
 //              transferred back. Compared with one thread; results checked;
 //              the main loop's timer ticks and worst gap reported.
+//   [exit]     every worker exited with code 0; nothing is left running.
 //
 // Any failure (a worker's error event or non-zero exit, a wrong result, a
 // wait that does not end) prints "offload_demo: FAILED: ..." and returns 1.
@@ -170,12 +171,19 @@ void echo_worker() {
 
 // --- the main thread's side -------------------------------------------------------
 
+// The workers the demo started, and those whose exit event came with code 0.
+struct Roster {
+  std::vector<std::string> started;
+  std::vector<std::string> exited;
+};
+
 // A Worker and what its events told the main thread. An error event, a
 // message that does not decode or an exit code other than 0 throws out of
 // the main loop and fails the demo.
 struct DemoWorker {
-  DemoWorker(Worker::Entry entry, WorkerOptions options)
+  DemoWorker(Worker::Entry entry, WorkerOptions options, Roster& roster)
       : worker(std::move(entry), std::move(options)) {
+    roster.started.push_back(worker.name());
     worker.on_online([this] { online_at = Clock::now(); });
     worker.on_messageerror([name = worker.name()](const weave::WorkerError& e) {
       throw std::runtime_error("a message from worker " + name + " did not decode: " + e.message);
@@ -184,12 +192,13 @@ struct DemoWorker {
       throw std::runtime_error("worker " + name + " failed: " + e.code + ", " + e.type_name + ": " +
                                e.message);
     });
-    worker.on_exit([this](int code) {
+    worker.on_exit([this, &roster](int code) {
       exit_code = code;
       if (code != 0) {
         throw std::runtime_error("worker " + worker.name() + " exited with code " +
                                  std::to_string(code));
       }
+      roster.exited.push_back(worker.name());
     });
   }
   DemoWorker(const DemoWorker&) = delete;  // the handlers point at this object
@@ -230,10 +239,10 @@ WorkerOptions options(std::string name, weave::Value worker_data = {}) {
 
 const char* yes_no(bool b) { return b ? "yes" : "NO"; }
 
-void start(std::deque<DemoWorker>& workers, unsigned n) {
+void start(std::deque<DemoWorker>& workers, unsigned n, Roster& roster) {
   const auto t0 = Clock::now();
   for (unsigned i = 0; i < n; ++i) {
-    workers.emplace_back(checksum_worker, options("crc32-" + std::to_string(i)));
+    workers.emplace_back(checksum_worker, options("crc32-" + std::to_string(i)), roster);
   }
   const auto constructed = Clock::now();
   run_until("the offload workers to come online", [&] {
@@ -248,8 +257,8 @@ void start(std::deque<DemoWorker>& workers, unsigned n) {
       n, ms(constructed - t0), ms(last - t0));
 }
 
-void stream(std::int64_t n) {
-  DemoWorker w(stream_worker, options("stream", weave::Object{{"count", n}}));
+void stream(std::int64_t n, Roster& roster) {
+  DemoWorker w(stream_worker, options("stream", weave::Object{{"count", n}}), roster);
   std::optional<StreamReport> report;
   w.worker.on_message<StreamReport>([&](StreamReport r) { report = r; });
   run_until("the stream worker to come online", [&] { return w.online_at.has_value(); });
@@ -270,8 +279,8 @@ void stream(std::int64_t n) {
   }
 }
 
-void latency(std::int64_t rounds) {
-  DemoWorker w(echo_worker, options("echo"));
+void latency(std::int64_t rounds, Roster& roster) {
+  DemoWorker w(echo_worker, options("echo"), roster);
   std::int64_t answered = 0;
   bool echoed = true;  // every reply is the value just sent
   Clock::time_point t0, t1;
@@ -397,6 +406,20 @@ void offload(std::deque<DemoWorker>& workers, int chunks, std::size_t chunk_byte
   }
 }
 
+void check_exits(const Roster& roster) {
+  std::string names;
+  for (const std::string& name : roster.exited) names += (names.empty() ? "" : ", ") + name;
+  const bool idle = !weave::EventLoop::current().alive();
+  const std::size_t ports = weave::live_port_count_approx();
+  std::printf(
+      "[exit]     %zu of %zu workers exited with code 0 (%s); main loop idle: %s, ports "
+      "open: %zu\n",
+      roster.exited.size(), roster.started.size(), names.c_str(), yes_no(idle), ports);
+  if (roster.exited.size() != roster.started.size() || !idle || ports != 0) {
+    throw std::runtime_error("exit: a worker, a port or the main loop is still running");
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -404,11 +427,13 @@ int main() {
     weave::EventLoop::current();  // the main thread's loop, made before anything is timed
     const unsigned n = std::max(2u, std::thread::hardware_concurrency());
     std::printf("weave offload demo: %u hardware threads\n", std::thread::hardware_concurrency());
+    Roster roster;
     std::deque<DemoWorker> offload_workers;  // a deque: a DemoWorker never moves
-    start(offload_workers, n);
-    stream(1'000'000);
-    latency(100'000);
+    start(offload_workers, n, roster);
+    stream(1'000'000, roster);
+    latency(100'000, roster);
     offload(offload_workers, std::max(128, 8 * static_cast<int>(n)), std::size_t{1} << 20);
+    check_exits(roster);
     return 0;
   } catch (const std::exception& e) {
     std::fflush(stdout);
