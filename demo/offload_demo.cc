@@ -5,11 +5,12 @@
 //   [start]    constructs the N offload workers; how long until all are online.
 //   [stream]   a million small messages main -> a worker, checked in order.
 //   [latency]  round trips of a small value main <-> a worker.
-//   [offload]  CRC-32 of 128 x 1 MiB buffers. Each offload worker gets its
-//              share in one message, the buffers transferred (zero-copy), and
-//              posts a partial result per buffer as it goes, the buffer
-//              transferred back. Compared with one thread; results checked;
-//              the main loop's timer ticks and worst gap reported.
+//   [offload]  CRC-32 of 128 1 MiB buffers (at least 8 per worker). Each
+//              offload worker gets its share in one message, the buffers
+//              transferred (zero-copy), and posts a partial result per buffer
+//              as it goes, the buffer transferred back. Compared with one
+//              thread; results checked; the main loop's timer ticks and worst
+//              gap between them reported.
 //   [exit]     every worker exited with code 0; nothing is left running.
 //
 // Any failure (a worker's error event or non-zero exit, a wrong result, a
