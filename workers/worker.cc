@@ -89,6 +89,8 @@ class WorkerParent : public std::enable_shared_from_this<WorkerParent> {
   // Shared, so that a handler that replaces itself keeps running safely.
   std::shared_ptr<std::function<void()>> on_online;
   std::shared_ptr<MessageHandler> on_message;
+  std::shared_ptr<MessageHandler> retired_on_message;  // replaced while it ran
+  bool delivering = false;
   std::shared_ptr<ErrorHandler> on_messageerror;
   std::shared_ptr<ErrorHandler> on_error;
   std::shared_ptr<std::function<void(int)>> on_exit;
@@ -104,10 +106,20 @@ class WorkerParent : public std::enable_shared_from_this<WorkerParent> {
 };
 
 void WorkerParent::deliver(MessageEvent& event) {
-  // One writer (this thread); relaxed: a count, it publishes nothing.
-  shared->messages_out.fetch_add(1, std::memory_order_relaxed);
-  std::shared_ptr<MessageHandler> handler = on_message;
+  internal::bump(shared->messages_out);
+  // A raw pointer, not a reference count per message: a handler that
+  // replaces itself (on_message inside on_message) parks the old one in
+  // retired_on_message until this returns.
+  MessageHandler* handler = on_message.get();
   if (!handler) return;
+  delivering = true;
+  struct Done {
+    WorkerParent* p;
+    ~Done() {
+      p->delivering = false;
+      p->retired_on_message.reset();
+    }
+  } done{this};
   Status decoded = (*handler)(event);
   if (decoded.ok() || detached) return;
   if (std::shared_ptr<ErrorHandler> h = on_messageerror) {
@@ -198,6 +210,9 @@ void WorkerParent::shut_down() noexcept {
   if (detached) return;
   detached = true;
   on_online.reset();
+  // The Worker may be destroyed from inside its own message handler: that
+  // handler lives on until deliver() returns.
+  if (delivering) retired_on_message = std::move(on_message);
   on_message.reset();
   on_messageerror.reset();
   on_error.reset();
@@ -539,6 +554,7 @@ Worker& Worker::on_message(std::function<void(MessageEvent&)> handler) {
 Worker& Worker::on_message_decoded(std::function<Status(MessageEvent&)> handler) {
   WEAVE_WORKER_OWNER_ONLY("on_message");
   if (p_) {
+    if (p_->delivering) p_->retired_on_message = std::move(p_->on_message);
     p_->on_message =
         handler ? std::make_shared<internal::WorkerParent::MessageHandler>(std::move(handler))
                 : nullptr;
@@ -578,8 +594,7 @@ Status Worker::post_message(const Value& value) {
   WEAVE_WORKER_OWNER_ONLY("post_message");
   if (!p_ || !p_->port.valid()) return closed_worker();
   Status s = p_->port.post_message(value);
-  // One writer (this thread); relaxed: a count, it publishes nothing.
-  if (s) p_->shared->messages_in.fetch_add(1, std::memory_order_relaxed);
+  if (s) internal::bump(p_->shared->messages_in);
   return s;
 }
 
@@ -587,7 +602,7 @@ Status Worker::post_message(const Value& value, Transfer&& transfer) {
   WEAVE_WORKER_OWNER_ONLY("post_message");
   if (!p_ || !p_->port.valid()) return closed_worker();
   Status s = p_->port.post_message(value, std::move(transfer));
-  if (s) p_->shared->messages_in.fetch_add(1, std::memory_order_relaxed);
+  if (s) internal::bump(p_->shared->messages_in);
   return s;
 }
 

@@ -389,6 +389,21 @@ TEST_F(WorkerTest, DestroyingAWorkerInsideItsOwnMessageHandlerIsSafe) {
   EXPECT_EQ(w, nullptr);
 }
 
+TEST_F(WorkerTest, AMessageHandlerThatReplacesItselfRunsToItsEndAndTheNewOneTakesOver) {
+  Worker w([] {
+    for (int i = 0; i < 3; ++i) (void)parent_port()->post_message(i);
+  });
+  std::vector<std::string> seen;
+  w.on_message([&](MessageEvent& e) {
+    std::string captured = "first:" + std::to_string(int_of(e.data));  // state of the old handler
+    w.on_message(
+        [&](MessageEvent& e2) { seen.push_back("second:" + std::to_string(int_of(e2.data))); });
+    seen.push_back(captured);  // the old handler still runs after being replaced
+  });
+  run_loop();
+  EXPECT_EQ(seen, (std::vector<std::string>{"first:0", "second:1", "second:2"}));
+}
+
 TEST_F(WorkerTest, MoveAssigningOverARunningWorkerEndsTheOldOne) {
   Worker a(listen_forever);
   Worker b([] { (void)parent_port()->post_message("b"); });

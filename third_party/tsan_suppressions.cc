@@ -1,4 +1,5 @@
-// ThreadSanitizer suppressions for every weave test binary.
+// ThreadSanitizer suppressions for every weave binary that uses the queue
+// (tests, the demo, benchmarks): link //third_party:tsan_suppressions.
 //
 // moodycamel::ConcurrentQueue hands a drained block back to its producer
 // through relaxed loads plus std::atomic_thread_fence(acquire) (Block::
