@@ -48,9 +48,11 @@
 //       (mallinfo2 uordblks + hblkhd), what the allocations ask for; the
 //       rest of bytes_per_worker is malloc's page granularity and per-thread
 //       arenas.
-//   The time column is how long the child took to get all of them parked;
-//   it has no target. Kernel memory (task struct, kernel stack) is not in
-//   either. Target: bytes_per_worker <= 64 KiB. (Node: ~7.5 MiB.)
+//   Counters print "k" for KiB (1024). Kernel memory (task struct, kernel
+//   stack) is in neither figure. The time column is how long the child took
+//   until all of them ran (the workers' `online` seen by the parent; the
+//   threads' first store seen); it has no target.
+//   Target: bytes_per_worker <= 64 KiB. (Node: ~7.5 MiB.)
 //
 // The time pairs run with UseRealTime() (two threads take part). Every
 // thread is joined and every Worker destroyed before its benchmark returns.
@@ -309,14 +311,14 @@ struct Footprint {
   long anon_growth = 0;
   long stack_bytes = 0;
   long heap_growth = 0;
-  double seconds = 0;  // to get all of them parked
+  double seconds = 0;  // from the first start until all of them run
 };
 
 // Measures once everything is up, before anything is torn down.
 Footprint measure(const MemorySnapshot& before, const std::unique_ptr<ThreadInfo[]>& infos,
-                  std::chrono::steady_clock::time_point start) {
+                  std::chrono::steady_clock::duration start_time) {
   Footprint f;
-  f.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  f.seconds = std::chrono::duration<double>(start_time).count();
   const MemorySnapshot after = snapshot_memory();
   f.anon_growth = after.anon_bytes - before.anon_bytes;
   f.heap_growth = after.heap_bytes - before.heap_bytes;
@@ -344,8 +346,9 @@ Footprint idle_workers() {
     w.on_exit([&exited](int) { ++exited; });
   }
   while (online < kIdleWorkers) (void)loop.run(RunMode::kOnce);
+  const auto start_time = std::chrono::steady_clock::now() - start;
   wait_until_all_parked(infos);
-  const Footprint f = measure(before, infos, start);
+  const Footprint f = measure(before, infos, start_time);
   for (Worker& w : workers) (void)w.terminate();
   while (exited < kIdleWorkers) (void)loop.run(RunMode::kOnce);
   workers.clear();
@@ -366,8 +369,12 @@ Footprint idle_threads() {
       while (released.load(std::memory_order_acquire) == 0) internal::futex_wait(released, 0);
     });
   }
+  for (int i = 0; i < kIdleWorkers; ++i) {
+    while (!infos[i].ready.load(std::memory_order_acquire)) std::this_thread::yield();
+  }
+  const auto start_time = std::chrono::steady_clock::now() - start;
   wait_until_all_parked(infos);
-  const Footprint f = measure(before, infos, start);
+  const Footprint f = measure(before, infos, start_time);
   released.store(1, std::memory_order_release);
   internal::futex_wake(released, INT_MAX);
   for (std::thread& t : threads) t.join();
