@@ -42,14 +42,15 @@
 // and channels are created before the timed loop; every thread is joined
 // before the benchmark function returns.
 //
-// CPU pinning: the benchmark thread runs on the first CPU of the process's
-// affinity mask and its peer thread on the second (restored afterwards), for
-// library and baseline alike. Unpinned, on a busy 2-core machine the
-// scheduler often puts both threads on one core; then every wait burns its
-// whole 20 us spin before parking and a round trip measures ~2 x 20 us of
-// spinning plus two context switches, for library and baseline alike.
-// Set WEAVE_BENCH_NO_PIN=1 to leave placement to the scheduler. With fewer
-// than two CPUs available nothing is pinned.
+// CPU pinning (benchmarks/bench_util.h, shared with worker_benchmark): the
+// benchmark thread runs on the first CPU of the process's affinity mask and
+// its peer thread on the second (restored afterwards), for library and
+// baseline alike. Unpinned, on a busy 2-core machine the scheduler often
+// puts both threads on one core; then every wait burns its whole 20 us spin
+// before parking and a round trip measures ~2 x 20 us of spinning plus two
+// context switches, for library and baseline alike. Set WEAVE_BENCH_NO_PIN=1
+// to leave placement to the scheduler. With fewer than two CPUs available
+// nothing is pinned.
 //
 // Run: bazel run -c opt //benchmarks:port_benchmark -- --benchmark_min_time=0.2
 // On a shared machine other processes share the two cores and the figures
@@ -59,22 +60,18 @@
 
 #include <benchmark/benchmark.h>
 #include <concurrentqueue/concurrentqueue.h>
-#include <pthread.h>
-#include <sched.h>
 
 #include <atomic>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <optional>
 #include <thread>
+#include <type_traits>
 #include <utility>
 
-#include "atomics/internal/futex.h"
+#include "benchmarks/bench_util.h"
 #include "channel/array_buffer.h"
 #include "channel/message_port.h"
 #include "channel/value.h"
@@ -83,162 +80,16 @@
 namespace weave {
 namespace {
 
-using internal::cpu_relax;
+using bench::cpu_relax;
+using bench::die;
+using bench::kBenchCpu;
+using bench::kPeerCpu;
+using bench::PinScope;
+using bench::RawEcho;
 using RunMode = EventLoop::RunMode;
 
 // Messages per iteration of the throughput pair.
 constexpr std::int64_t kBatch = 100'000;
-
-[[noreturn]] void die(const char* what) {
-  std::fprintf(stderr, "port_benchmark: %s\n", what);
-  std::abort();
-}
-
-// --- CPU placement (see the top comment) ----------------------------------------
-
-// The n-th CPU (0-based) of the process's affinity mask as of program start,
-// or -1 when pinning is off or there are not enough CPUs.
-int nth_cpu(int n) {
-  static const cpu_set_t mask = [] {
-    cpu_set_t m;
-    CPU_ZERO(&m);
-    if (sched_getaffinity(0, sizeof(m), &m) != 0) CPU_ZERO(&m);
-    return m;
-  }();
-  static const bool enabled = [] {
-    const char* e = std::getenv("WEAVE_BENCH_NO_PIN");
-    return !(e && *e && *e != '0') && CPU_COUNT(&mask) >= 2;
-  }();
-  if (!enabled) return -1;
-  for (int cpu = 0, seen = 0; cpu < CPU_SETSIZE; ++cpu) {
-    if (CPU_ISSET(cpu, &mask) && seen++ == n) return cpu;
-  }
-  return -1;
-}
-
-// Pins the calling thread to nth_cpu(n) for its lifetime; restores the
-// thread's previous mask on destruction. A benchmark declares it first, so
-// the mask is restored only after its peer thread was joined.
-class PinScope {
- public:
-  explicit PinScope(int n) {
-    const int cpu = nth_cpu(n);
-    if (cpu < 0) return;
-    if (pthread_getaffinity_np(pthread_self(), sizeof(old_), &old_) != 0) return;
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
-    pinned_ = pthread_setaffinity_np(pthread_self(), sizeof(one), &one) == 0;
-  }
-  ~PinScope() {
-    if (pinned_) pthread_setaffinity_np(pthread_self(), sizeof(old_), &old_);
-  }
-  PinScope(const PinScope&) = delete;
-  PinScope& operator=(const PinScope&) = delete;
-
- private:
-  cpu_set_t old_{};
-  bool pinned_ = false;
-};
-constexpr int kBenchCpu = 0;  // the benchmark thread
-constexpr int kPeerCpu = 1;   // the echo / consumer thread
-
-// --- the baselines' waiting: a copy of LoopCore::park / LoopCore::notify ------
-//
-// Same states, same spin (20 us, clock read every 64 pauses), same futex
-// calls, so a baseline differs from the library only in what it does around
-// the wait.
-class alignas(64) WakeWord {  // its own cache line: written by the peer per message
- public:
-  // Wakes the owner if parked, otherwise makes its next park return at once.
-  // Any thread.
-  void notify() noexcept {
-    // acq_rel: publishes the enqueue made before it; pairs with park().
-    if (word_.exchange(kNotified, std::memory_order_acq_rel) == kSleeping) {
-      internal::futex_wake(word_, 1);
-    }
-  }
-  // Spins up to kSpinFor for a notify, then sleeps on the futex. Owner only.
-  void park() noexcept {
-    const auto spin_until = std::chrono::steady_clock::now() + kSpinFor;
-    for (int i = 0;; ++i) {
-      if (word_.load(std::memory_order_relaxed) == kNotified) {
-        word_.exchange(kRunning, std::memory_order_acq_rel);
-        return;
-      }
-      cpu_relax();
-      if ((i & 63) == 63 && std::chrono::steady_clock::now() >= spin_until) break;
-    }
-    std::uint32_t expected = kRunning;
-    if (word_.compare_exchange_strong(expected, kSleeping, std::memory_order_acq_rel)) {
-      internal::futex_wait(word_, kSleeping);
-    }
-    word_.exchange(kRunning, std::memory_order_acq_rel);
-  }
-
- private:
-  static constexpr auto kSpinFor = std::chrono::microseconds(20);
-  static constexpr std::uint32_t kRunning = 0;
-  static constexpr std::uint32_t kSleeping = 1;
-  static constexpr std::uint32_t kNotified = 2;
-  std::atomic<std::uint32_t> word_{kRunning};
-};
-static_assert(sizeof(WakeWord) == 64, "WakeWord: one cache line");
-
-// Two bare queues and an echo thread that sends every item straight back,
-// both sides waiting as an EventLoop does (WakeWord).
-template <class T>
-class RawEcho {
- public:
-  RawEcho() : to_main_tok_(to_echo_), from_echo_tok_(to_main_) {
-    echo_ = std::thread([this] {
-      PinScope pin(kPeerCpu);
-      run_echo();
-    });
-  }
-  ~RawEcho() {
-    stop_.store(true, std::memory_order_release);
-    echo_wake_.notify();
-    echo_.join();
-  }
-  RawEcho(const RawEcho&) = delete;
-  RawEcho& operator=(const RawEcho&) = delete;
-
-  // Benchmark thread only.
-  void send(T item) {
-    to_echo_.enqueue(to_main_tok_, std::move(item));
-    echo_wake_.notify();
-  }
-  T receive() {
-    T out;
-    while (!to_main_.try_dequeue(from_echo_tok_, out)) main_wake_.park();
-    return out;
-  }
-
- private:
-  void run_echo() {
-    moodycamel::ProducerToken ptok(to_main_);
-    moodycamel::ConsumerToken ctok(to_echo_);
-    T item;
-    for (;;) {
-      while (to_echo_.try_dequeue(ctok, item)) {
-        to_main_.enqueue(ptok, std::move(item));
-        main_wake_.notify();
-      }
-      if (stop_.load(std::memory_order_acquire)) return;
-      echo_wake_.park();
-    }
-  }
-
-  moodycamel::ConcurrentQueue<T> to_echo_;
-  moodycamel::ConcurrentQueue<T> to_main_;
-  moodycamel::ProducerToken to_main_tok_;    // benchmark thread -> echo
-  moodycamel::ConsumerToken from_echo_tok_;  // benchmark thread <- echo
-  WakeWord echo_wake_;
-  WakeWord main_wake_;
-  std::atomic<bool> stop_{false};
-  std::thread echo_;
-};
 
 // --- the library's echo thread --------------------------------------------------
 //

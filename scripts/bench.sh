@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-bazel run -c opt //benchmarks:port_benchmark -- \
-  --benchmark_min_time=0.1 --benchmark_repetitions=5 \
-  --benchmark_enable_random_interleaving=true \
-  --benchmark_report_aggregates_only=true "$@"
+flags=(--benchmark_repetitions=5 --benchmark_enable_random_interleaving=true
+  --benchmark_report_aggregates_only=true)
+bazel build -c opt //benchmarks:port_benchmark //benchmarks:worker_benchmark
+bazel run -c opt //benchmarks:port_benchmark -- --benchmark_min_time=0.1 "${flags[@]}" "$@"
+bazel run -c opt //benchmarks:worker_benchmark -- "${flags[@]}" "$@"
