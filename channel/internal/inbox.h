@@ -76,7 +76,15 @@ class SpinLock {
  public:
   void lock() noexcept {
     while (flag_.exchange(true, std::memory_order_acquire)) {
-      while (flag_.load(std::memory_order_relaxed)) cpu_relax();
+      // The holder may have been preempted (by us, even, on a shared core:
+      // it was waking our loop): after a short spin, let it run.
+      for (int spins = 0; flag_.load(std::memory_order_relaxed); ++spins) {
+        if (spins < 128) {
+          cpu_relax();
+        } else {
+          std::this_thread::yield();
+        }
+      }
     }
   }
   void unlock() noexcept { flag_.store(false, std::memory_order_release); }
