@@ -14,27 +14,37 @@ namespace weave {
 
 std::optional<std::string> Env::get(std::string_view name) const {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = vars_.find(name);
-  if (it == vars_.end()) return std::nullopt;
+  auto it = vars_->find(name);
+  if (it == vars_->end()) return std::nullopt;
   return it->second;
 }
 
 void Env::set(std::string name, std::string value) {
   std::lock_guard<std::mutex> lock(mu_);
-  vars_.insert_or_assign(std::move(name), std::move(value));
+  auto changed = std::make_shared<Map>(*vars_);
+  changed->insert_or_assign(std::move(name), std::move(value));
+  vars_ = std::move(changed);
 }
 
 bool Env::unset(std::string_view name) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = vars_.find(name);
-  if (it == vars_.end()) return false;
-  vars_.erase(it);
+  if (vars_->find(name) == vars_->end()) return false;
+  auto changed = std::make_shared<Map>(*vars_);
+  changed->erase(changed->find(name));
+  vars_ = std::move(changed);
   return true;
 }
 
 Env::Map Env::snapshot() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return vars_;
+  return *vars_;
+}
+
+std::shared_ptr<Env> Env::fork() const {
+  auto copy = std::make_shared<Env>();
+  std::lock_guard<std::mutex> lock(mu_);
+  copy->vars_ = vars_;
+  return copy;
 }
 
 namespace internal {

@@ -471,9 +471,8 @@ void Worker::start(Entry entry, WorkerOptions options) {
   }
 
   auto args = std::make_unique<internal::StartArgs>();
-  args->env = options.env == EnvMode::kShare
-                  ? internal::current_env()
-                  : std::make_shared<Env>(internal::current_env()->snapshot());
+  args->env =
+      options.env == EnvMode::kShare ? internal::current_env() : internal::current_env()->fork();
   for (const auto& [key, value] : internal::current_environment_data()) {
     // Private copies made by set_environment_data: they always clone.
     Result<Value> copy = structured_clone(value);

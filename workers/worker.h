@@ -303,11 +303,17 @@ Worker& Worker::on_message(std::function<void(T)> handler) {
 // itself (EnvMode::kShare). Changing one never calls setenv(): the process
 // environment is not thread-safe to change. Every member: Any thread (a
 // mutex inside). May block (briefly, on that mutex). Allocates.
+//
+// A kCopy worker's Env shares its parent's variables until either side
+// changes one (copy on write), so starting a worker copies no strings.
 class Env {
  public:
   using Map = std::map<std::string, std::string, std::less<>>;
-  Env() = default;
-  explicit Env(Map vars) : vars_(std::move(vars)) {}
+  Env() : vars_(std::make_shared<const Map>()) {}
+  explicit Env(Map vars) : vars_(std::make_shared<const Map>(std::move(vars))) {}
+
+  // A new Env with the same variables, sharing them until one side writes.
+  [[nodiscard]] std::shared_ptr<Env> fork() const;
 
   [[nodiscard]] std::optional<std::string> get(std::string_view name) const;
   void set(std::string name, std::string value);
@@ -317,7 +323,9 @@ class Env {
 
  private:
   mutable std::mutex mu_;
-  Map vars_;
+  // Never changed in place: a write installs a changed copy, so a fork may
+  // keep reading the old one.
+  std::shared_ptr<const Map> vars_;
 };
 
 // The calling thread's environment variables. Any thread. Never blocks.
