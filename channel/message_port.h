@@ -90,11 +90,17 @@ class MessagePort {
   // because the peer closed first — nothing is sent, detached or handed
   // over: `transfer` keeps its ports and its buffers stay attached.
   Status post_message(const Value& value, Transfer&& transfer);
-  // Posts any type with a weave::Codec (see channel/codec.h).
+  // Posts any type with a weave::Codec (see channel/codec.h), with or
+  // without a transfer list (buffers the encoded value holds may be listed).
   template <class T>
-    requires(!std::is_convertible_v<const T&, Value> && Encodable<T>)
-  Status post_message(const T& value) {
+  requires(!std::is_convertible_v<const T&, Value> && Encodable<T>) Status
+      post_message(const T& value) {
     return post_message(to_value(value));
+  }
+  template <class T>
+  requires(!std::is_convertible_v<const T&, Value> && Encodable<T>) Status
+      post_message(const T& value, Transfer&& transfer) {
+    return post_message(to_value(value), std::move(transfer));
   }
 
   // Sets the handler and starts delivery on the calling thread's loop (Node's

@@ -208,6 +208,11 @@ class Worker {
       post_message(const T& value) {
     return post_message(to_value(value));
   }
+  template <class T>
+  requires(!std::is_convertible_v<const T&, Value> && Encodable<T>) Status
+      post_message(const T& value, Transfer&& transfer) {
+    return post_message(to_value(value), std::move(transfer));
+  }
 
   // Stops the worker at its next loop turn — waking it if it waits in its
   // loop — or when its code next checks this_worker::stop_requested(); a

@@ -8,6 +8,8 @@
 // EventLoop), never on the main thread, whose loop would outlive the test.
 #include "channel/message_port.h"
 
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -20,8 +22,6 @@
 #include <utility>
 #include <vector>
 
-#include <gtest/gtest.h>
-
 #include "channel/array_buffer.h"
 #include "channel/codec.h"
 #include "channel/status.h"
@@ -29,6 +29,13 @@
 #include "loop/event_loop.h"
 #include "tests/channel/port_test_util.h"
 #include "tests/test_util.h"
+
+// A codec type that carries a buffer: posted with a transfer list.
+struct Chunk {
+  std::int64_t id = 0;
+  weave::ArrayBuffer bytes;
+};
+WEAVE_CODEC(Chunk, id, bytes);
 
 namespace weave {
 namespace {
@@ -945,6 +952,22 @@ TEST_F(MessagePortTest, PortOutlivingItsLoopsThreadDeliversOnTheNextThreadsLoop)
 }
 
 // --- codecs -----------------------------------------------------------------------
+
+TEST_F(MessagePortTest, CodecTypeWithATransferListMovesItsBufferWithoutACopy) {
+  MessageChannel ch;
+  Chunk chunk{7, ArrayBuffer::copy_of(std::string_view("payload"))};
+  const std::byte* address = chunk.bytes.data();
+  ASSERT_TRUE(ch.port1.post_message(chunk, Transfer().add(chunk.bytes)).ok());
+  EXPECT_TRUE(chunk.bytes.detached());  // the sender's handle went with it
+
+  auto e = receive_message_on_port(ch.port2);
+  ASSERT_TRUE(e.has_value());
+  Result<Chunk> got = e->get<Chunk>();
+  ASSERT_TRUE(got.ok()) << got.status().to_string();
+  EXPECT_EQ(got->id, 7);
+  EXPECT_EQ(got->bytes.data(), address);  // same memory: transferred, not copied
+  EXPECT_EQ(got->bytes.to_string(), "payload");
+}
 
 TEST_F(MessagePortTest, MessageEventGetDecodesThroughTheCodec) {
   MessageChannel ch;

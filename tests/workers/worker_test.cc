@@ -39,6 +39,13 @@
 
 extern char** environ;  // NOLINT: POSIX
 
+// A codec type that carries a buffer, posted to a worker with a transfer list.
+struct Block {
+  std::int64_t id = 0;
+  weave::ArrayBuffer bytes;
+};
+WEAVE_CODEC(Block, id, bytes);
+
 namespace weave {
 namespace {
 
@@ -973,6 +980,28 @@ TEST_F(WorkerTest, TypedOnMessageDecodesAndAMessageThatDoesNotDecodeIsAMessageer
   EXPECT_EQ(log.messageerror->type_name, "TypeError");
   EXPECT_FALSE(log.messageerror->message.empty());
   EXPECT_EQ(w.stats().messages_out, 3u);
+}
+
+TEST_F(WorkerTest, CodecTypeWithATransferListReachesTheWorkerAsTheSameMemory) {
+  Block block{5, ArrayBuffer::copy_of(std::string_view("abc"))};
+  const auto address = reinterpret_cast<std::uintptr_t>(block.bytes.data());
+  Worker w([] {
+    parent_port()->on_message([](MessageEvent& e) {
+      // Replies with the address its buffer arrived at, plus the id.
+      Result<Block> b = e.get<Block>();
+      (void)parent_port()->post_message(
+          b.ok() ? Value(static_cast<std::int64_t>(
+                       reinterpret_cast<std::uintptr_t>(b->bytes.data()) + b->id))
+                 : Value(-1));
+      parent_port()->close();
+    });
+  });
+  std::int64_t reply = 0;
+  w.on_message([&](MessageEvent& e) { reply = int_of(e.data); });
+  ASSERT_TRUE(w.post_message(block, Transfer().add(block.bytes)).ok());
+  EXPECT_TRUE(block.bytes.detached());
+  run_loop();
+  EXPECT_EQ(reply, static_cast<std::int64_t>(address + 5));  // same address, id intact
 }
 
 }  // namespace
