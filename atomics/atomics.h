@@ -213,7 +213,7 @@ template <class T, class Duration>
     const SharedView<T>& view, std::size_t i, std::type_identity_t<T> expected,
     const std::chrono::time_point<std::chrono::steady_clock, Duration>& deadline) {
   const std::chrono::steady_clock::time_point d =
-      std::chrono::time_point_cast<std::chrono::steady_clock::duration>(deadline);
+      std::chrono::ceil<std::chrono::steady_clock::duration>(deadline);  // never early
   return detail::wait_impl<T>(view, i, expected, &d);
 }
 

@@ -243,6 +243,18 @@ TYPED_TEST(WaitTypedTest, NotifyWakesAWaiterWithOk) {
   EXPECT_EQ(result, atomics::WaitResult::kOk);
 }
 
+TYPED_TEST(WaitTypedTest, HugeTimeoutWaitsUntilNotified) {
+  using T = TypeParam;
+  atomics::WaitResult result = atomics::WaitResult::kTimedOut;
+  // hours::max() would overflow a deadline; it counts as no timeout.
+  std::thread waiter(
+      [&] { result = atomics::wait_for(this->view_, 0, T{0}, std::chrono::hours::max()); });
+  ASSERT_TRUE(wait_for_waiters(this->view_, 0, 1));
+  EXPECT_EQ(atomics::notify(this->view_, 0), 1u);
+  waiter.join();
+  EXPECT_EQ(result, atomics::WaitResult::kOk);
+}
+
 TYPED_TEST(WaitTypedTest, WaitAndNotifyOutOfRangeThrow) {
   using T = TypeParam;
   const std::size_t n = this->view_.length();
