@@ -1,0 +1,136 @@
+#include "atomics/internal/waiter_list.h"
+
+#include "atomics/internal/futex.h"
+
+namespace weave::internal {
+namespace {
+
+enum : std::uint32_t { kWaiting = 0, kNotified = 1, kInterrupted = 2 };
+
+struct Waiter {
+  const void* addr = nullptr;
+  Waiter* prev = nullptr;
+  Waiter* next = nullptr;
+  // Written by the notifier under the shard lock; the waiter parks on it.
+  std::atomic<std::uint32_t> state{kWaiting};
+};
+
+// alignas: each shard's lock is taken by different threads; keep shards out
+// of each other's prefetch pair.
+struct alignas(kFalseSharingSpan) Shard {
+  std::mutex mu;
+  Waiter* head = nullptr;  // oldest
+  Waiter* tail = nullptr;  // newest
+
+  void push_back(Waiter* w) noexcept {
+    w->prev = tail;
+    w->next = nullptr;
+    (tail ? tail->next : head) = w;
+    tail = w;
+  }
+  void unlink(Waiter* w) noexcept {
+    (w->prev ? w->prev->next : head) = w->next;
+    (w->next ? w->next->prev : tail) = w->prev;
+    w->prev = w->next = nullptr;
+  }
+};
+static_assert(sizeof(Shard) == kFalseSharingSpan && alignof(Shard) == kFalseSharingSpan,
+              "weave::internal::Shard: one shard per false-sharing span");
+
+constexpr std::size_t kWaiterShards = 64;
+// std::mutex's constructor is constexpr: the table is constant-initialised,
+// so it is ready before any static constructor can wait.
+Shard g_shards[kWaiterShards];
+
+Shard& shard_for(const void* addr) noexcept {
+  // Elements waited on are 4 or 8 bytes: drop the low bits, then mix so that
+  // neighbouring elements and page-aligned buffers spread over the shards.
+  auto x = reinterpret_cast<std::uintptr_t>(addr) >> 2;
+  x *= 0x9E3779B97F4A7C15ull;
+  return g_shards[(x >> 32) % kWaiterShards];
+}
+
+bool value_equals(void* addr, std::size_t width, std::uint64_t expected) noexcept {
+  if (width == 4) {
+    return std::atomic_ref<std::uint32_t>(*static_cast<std::uint32_t*>(addr)).load() ==
+           static_cast<std::uint32_t>(expected);
+  }
+  return std::atomic_ref<std::uint64_t>(*static_cast<std::uint64_t*>(addr)).load() == expected;
+}
+
+WaitOutcome outcome_of(std::uint32_t state) noexcept {
+  return state == kInterrupted ? WaitOutcome::kInterrupted : WaitOutcome::kOk;
+}
+
+}  // namespace
+
+WaitOutcome wait_on_address(void* addr, std::size_t width, std::uint64_t expected,
+                            const std::chrono::steady_clock::time_point* deadline) noexcept {
+  Shard& shard = shard_for(addr);
+  Waiter self;
+  self.addr = addr;
+  {
+    std::lock_guard lock(shard.mu);
+    // Compare and enqueue under the lock that notify scans under: no lost
+    // wake-up (see the header).
+    if (!value_equals(addr, width, expected)) return WaitOutcome::kNotEqual;
+    shard.push_back(&self);
+  }
+  for (;;) {
+    // acquire: pairs with the notifier's release store, after which the
+    // node is off the list.
+    std::uint32_t s = self.state.load(std::memory_order_acquire);
+    if (s != kWaiting) {
+      // The notifier calls futex_wake on our word under the lock: wait for
+      // it to finish before our frame (and the word) goes.
+      std::lock_guard lock(shard.mu);
+      return outcome_of(s);
+    }
+    if (deadline == nullptr) {
+      futex_wait(self.state, kWaiting);
+      continue;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (now < *deadline) {
+      // A futex timeout is only a hint: the loop re-reads the clock, so the
+      // wait never ends before the deadline.
+      futex_wait(self.state, kWaiting, *deadline - now);
+      continue;
+    }
+    std::lock_guard lock(shard.mu);
+    // relaxed: the lock orders it against the notifier's store.
+    s = self.state.load(std::memory_order_relaxed);
+    if (s != kWaiting) return outcome_of(s);  // notified just in time
+    shard.unlink(&self);
+    return WaitOutcome::kTimedOut;
+  }
+}
+
+std::size_t notify_address(const void* addr, std::size_t count) noexcept {
+  Shard& shard = shard_for(addr);
+  std::size_t woken = 0;
+  std::lock_guard lock(shard.mu);
+  for (Waiter* w = shard.head; w != nullptr && woken < count;) {
+    Waiter* next = w->next;
+    if (w->addr == addr) {
+      shard.unlink(w);
+      // release: the waiter's acquire load of its state sees everything
+      // written before this notify.
+      w->state.store(kNotified, std::memory_order_release);
+      futex_wake(w->state, 1);
+      ++woken;
+    }
+    w = next;
+  }
+  return woken;
+}
+
+std::size_t waiter_count_on_address_approx(const void* addr) noexcept {
+  Shard& shard = shard_for(addr);
+  std::size_t n = 0;
+  std::lock_guard lock(shard.mu);
+  for (Waiter* w = shard.head; w != nullptr; w = w->next) n += (w->addr == addr);
+  return n;
+}
+
+}  // namespace weave::internal

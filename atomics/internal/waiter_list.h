@@ -1,0 +1,68 @@
+// weave::internal waiter list: the ECMAScript memory model's WaiterList under
+// Atomics.wait / Atomics.notify, keyed by the address waited on.
+//
+// A fixed table of kWaiterShards shards, each a mutex and an intrusive FIFO
+// list (doubly linked, so a timed-out waiter unlinks itself in O(1)). An
+// address hashes to one shard; its waiters are the nodes in that shard's list
+// with that address, in arrival order. A waiter's node lives on its own stack
+// for the duration of the wait, and the waiter blocks on its own futex word
+// (Waiter::state), so notify wakes exactly the threads it chose, in FIFO
+// order — a bare futex on the shared word wakes in an unspecified order.
+//
+// No lost wake-up: wait_on_address compares the value and enqueues the node
+// under the shard lock, and notify_address scans under the same lock, so a
+// notify either finds the waiter or happened wholly before the compare (and
+// then the compare sees any value stored before that notify).
+//
+// Node lifetime: the notifier unlinks a node, sets its state and calls
+// futex_wake while holding the shard lock; a waiter that sees its state
+// change takes and releases the lock once before returning, so no notifier
+// touches a node after its owner's stack frame is gone.
+//
+// Room for what comes next (not built yet):
+//  - Worker::terminate(): Waiter::state has a third value, kInterrupted, and
+//    wait_on_address maps it to WaitOutcome::kInterrupted. The hook will be a
+//    thread-local "current waiter" slot per thread plus
+//    interrupt_waiter(thread): lock the slot's shard, unlink the node, store
+//    kInterrupted, wake — exactly notify's path for one node — and a pending
+//    flag so an interrupt that lands before the wait starts is not lost.
+//  - wait_async: a node that is heap-allocated and owned by the list, with a
+//    completion posted to an event loop instead of a futex word; notify's
+//    scan stays the same (it already only unlinks, marks and wakes).
+//
+// Threading: every function here is safe from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+
+#include "atomics/internal/cache_line.h"
+
+namespace weave::internal {
+
+enum class WaitOutcome : std::uint8_t {
+  kOk,           // woken by notify
+  kNotEqual,     // the value differed; never enqueued
+  kTimedOut,     // the deadline passed first
+  kInterrupted,  // reserved: woken by Worker::terminate() (not built yet)
+};
+
+// Compares `width` (4 or 8) bytes at `addr`, read with a seq_cst atomic load,
+// to `expected`; if equal, blocks until notified or `deadline` (nullptr: no
+// deadline; steady clock). `addr` must be naturally aligned.
+// Any thread. May block. Never allocates.
+WaitOutcome wait_on_address(void* addr, std::size_t width, std::uint64_t expected,
+                            const std::chrono::steady_clock::time_point* deadline) noexcept;
+
+// Wakes up to `count` waiters on `addr`, oldest first; returns how many.
+// Any thread. Never blocks (beyond the shard lock). Never allocates.
+std::size_t notify_address(const void* addr, std::size_t count) noexcept;
+
+// Waiters enqueued on `addr` right now (racy; for tests).
+// Any thread. Never blocks (beyond the shard lock). Never allocates.
+std::size_t waiter_count_on_address_approx(const void* addr) noexcept;
+
+}  // namespace weave::internal
