@@ -16,14 +16,15 @@ std::string_view to_string(WaitResult result) noexcept {
 
 namespace detail {
 
-WaitResult to_wait_result(internal::WaitOutcome outcome) noexcept {
+WaitResult to_wait_result(internal::WaitOutcome outcome) {
   switch (outcome) {
     case internal::WaitOutcome::kNotEqual:
       return WaitResult::kNotEqual;
     case internal::WaitOutcome::kTimedOut:
       return WaitResult::kTimedOut;
+    case internal::WaitOutcome::kInterrupted:
+      throw WaitInterrupted{};
     case internal::WaitOutcome::kOk:
-    case internal::WaitOutcome::kInterrupted:  // not produced yet; see waiter_list.h
       break;
   }
   return WaitResult::kOk;

@@ -26,7 +26,7 @@
 // (all by default) and returns how many it woke. Timeouts use the steady
 // clock and never end a wait early. See atomics/internal/waiter_list.h for
 // the design, and for the room left for two things that come next: a wait
-// woken by Worker::terminate() (an internal kInterrupted outcome), and
+// woken by Worker::terminate() (it throws WaitInterrupted, below), and
 // wait_async completing on an event loop.
 //
 // Memory ordering: all seq_cst, as in JS. Every write made before a notify()
@@ -183,8 +183,17 @@ enum class WaitResult : std::uint8_t {
 // notify's default count: wake every waiter.
 inline constexpr std::size_t kNotifyAll = std::numeric_limits<std::size_t>::max();
 
+// Thrown by wait / wait_for / wait_until in a worker that is being
+// terminated (Worker::terminate() interrupts its wait), to unwind it; the
+// worker runtime catches it and the worker ends with exit code 1, as Node's
+// terminate() ends a worker blocked in Atomics.wait. Deliberately not a
+// std::exception, so `catch (const std::exception&)` lets it pass. Never
+// thrown on a thread that is not a weave worker.
+struct WaitInterrupted {};
+
 namespace detail {
-WaitResult to_wait_result(internal::WaitOutcome outcome) noexcept;
+// Throws WaitInterrupted for kInterrupted.
+WaitResult to_wait_result(internal::WaitOutcome outcome);
 
 template <class T>
 WaitResult wait_impl(const SharedView<T>& view, std::size_t i, T expected,

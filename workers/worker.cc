@@ -13,6 +13,7 @@
 #include <typeinfo>
 #include <utility>
 
+#include "atomics/atomics.h"
 #include "workers/internal/worker_thread.h"
 
 namespace weave {
@@ -44,6 +45,7 @@ std::string current_exception_type_name() {
 void request_terminate(WorkerShared& s) noexcept {
   s.terminating.store(true, std::memory_order_seq_cst);  // see WorkerShared: the Dekker pair
   s.stop.request_stop();
+  s.interruptor.interrupt();  // wakes an atomics::wait in progress, and any later one
   if (s.loop_published.load(std::memory_order_seq_cst)) s.loop.stop();
 }
 
@@ -309,6 +311,8 @@ int run_worker(WorkerThread& self, Worker::Entry& entry) {
     }
   } catch (const WorkerExit&) {
     return self.exit_code;
+  } catch (const atomics::WaitInterrupted&) {
+    return 1;  // terminate() woke an atomics::wait: ended as terminated
   } catch (const ArenaOutOfMemory& e) {
     report_error(self, "ERR_WORKER_OUT_OF_MEMORY", type_name_of(e), e.what());
   } catch (const std::exception& e) {
@@ -347,7 +351,11 @@ void* worker_main(void* raw) {
   tl_worker = &self;
   set_thread_name(*self.shared);
 
+  internal::set_thread_interruptor(&self.shared->interruptor);
   self.final_code = run_worker(self, entry);
+  // Teardown (the loop's destructor may still run tasks) must not be
+  // interrupted: a throw there would have nowhere to go.
+  internal::set_thread_interruptor(nullptr);
 
   // Let go of the worker's own objects while its loop still exists.
   entry = nullptr;

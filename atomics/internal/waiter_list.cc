@@ -3,14 +3,17 @@
 #include "atomics/internal/futex.h"
 
 namespace weave::internal {
-namespace {
 
+namespace {
 enum : std::uint32_t { kWaiting = 0, kNotified = 1, kInterrupted = 2 };
+thread_local WaitInterruptor* tl_interruptor = nullptr;
+}  // namespace
 
 struct Waiter {
   const void* addr = nullptr;
   Waiter* prev = nullptr;
   Waiter* next = nullptr;
+  bool linked = false;  // on its shard's list; under the shard lock
   // Written by the notifier under the shard lock; the waiter parks on it.
   std::atomic<std::uint32_t> state{kWaiting};
 };
@@ -27,13 +30,25 @@ struct alignas(kFalseSharingSpan) Shard {
     w->next = nullptr;
     (tail ? tail->next : head) = w;
     tail = w;
+    w->linked = true;
   }
   void unlink(Waiter* w) noexcept {
     (w->prev ? w->prev->next : head) = w->next;
     (w->next ? w->next->prev : tail) = w->prev;
     w->prev = w->next = nullptr;
+    w->linked = false;
+  }
+  // Unlinks `w`, marks it and wakes its thread. Under mu.
+  static void wake(Shard& shard, Waiter* w, std::uint32_t state) noexcept {
+    shard.unlink(w);
+    // release: the waiter's acquire load of its state sees everything
+    // written before this notify.
+    w->state.store(state, std::memory_order_release);
+    futex_wake(w->state, 1);
   }
 };
+
+namespace {
 static_assert(sizeof(Shard) == kFalseSharingSpan && alignof(Shard) == kFalseSharingSpan,
               "weave::internal::Shard: one shard per false-sharing span");
 
@@ -64,13 +79,43 @@ WaitOutcome outcome_of(std::uint32_t state) noexcept {
 
 }  // namespace
 
+void set_thread_interruptor(WaitInterruptor* interruptor) noexcept { tl_interruptor = interruptor; }
+
+void WaitInterruptor::interrupt() noexcept {
+  pending_.store(true, std::memory_order_seq_cst);
+  std::lock_guard outer(mu_);
+  if (current_ == nullptr) return;
+  std::lock_guard inner(shard_->mu);
+  // Not linked: not enqueued yet (it will see pending_ under this lock), or
+  // already notified or timed out.
+  if (current_->linked) Shard::wake(*shard_, current_, kInterrupted);
+}
+
 WaitOutcome wait_on_address(void* addr, std::size_t width, std::uint64_t expected,
                             const std::chrono::steady_clock::time_point* deadline) noexcept {
   Shard& shard = shard_for(addr);
   Waiter self;
   self.addr = addr;
+  WaitInterruptor* const intr = tl_interruptor;
+  // Published before the node is linked, withdrawn before the frame goes
+  // (the interrupter holds intr->mu_ while it touches the node).
+  struct Registration {
+    WaitInterruptor* intr;
+    ~Registration() {
+      if (!intr) return;
+      std::lock_guard lock(intr->mu_);
+      intr->current_ = nullptr;
+      intr->shard_ = nullptr;
+    }
+  } registration{intr};
+  if (intr) {
+    std::lock_guard lock(intr->mu_);
+    intr->current_ = &self;
+    intr->shard_ = &shard;
+  }
   {
     std::lock_guard lock(shard.mu);
+    if (intr && intr->pending()) return WaitOutcome::kInterrupted;
     // Compare and enqueue under the lock that notify scans under: no lost
     // wake-up (see the header).
     if (!value_equals(addr, width, expected)) return WaitOutcome::kNotEqual;
@@ -113,11 +158,7 @@ std::size_t notify_address(const void* addr, std::size_t count) noexcept {
   for (Waiter* w = shard.head; w != nullptr && woken < count;) {
     Waiter* next = w->next;
     if (w->addr == addr) {
-      shard.unlink(w);
-      // release: the waiter's acquire load of its state sees everything
-      // written before this notify.
-      w->state.store(kNotified, std::memory_order_release);
-      futex_wake(w->state, 1);
+      Shard::wake(shard, w, kNotified);
       ++woken;
     }
     w = next;

@@ -19,16 +19,21 @@
 // change takes and releases the lock once before returning, so no notifier
 // touches a node after its owner's stack frame is gone.
 //
-// Room for what comes next (not built yet):
-//  - Worker::terminate(): Waiter::state has a third value, kInterrupted, and
-//    wait_on_address maps it to WaitOutcome::kInterrupted. The hook will be a
-//    thread-local "current waiter" slot per thread plus
-//    interrupt_waiter(thread): lock the slot's shard, unlink the node, store
-//    kInterrupted, wake — exactly notify's path for one node — and a pending
-//    flag so an interrupt that lands before the wait starts is not lost.
-//  - wait_async: a node that is heap-allocated and owned by the list, with a
-//    completion posted to an event loop instead of a futex word; notify's
-//    scan stays the same (it already only unlinks, marks and wakes).
+// Interruption (Worker::terminate()): a thread may install a WaitInterruptor
+// (set_thread_interruptor). interrupt() marks it pending — every later wait
+// on that thread returns kInterrupted at once — and wakes the wait in
+// progress, if any, by notify's own path for that one node (unlink, mark,
+// wake, under the shard lock). The waiter publishes its node in the
+// interruptor (under the interruptor's mutex) before it takes the shard lock,
+// and re-checks `pending` under the shard lock, so an interrupt that lands
+// before the node is linked is seen by the waiter, and one that lands after
+// finds the node linked: never lost. Lock order: interruptor, then shard; a
+// waiter never holds both.
+//
+// Room for what comes next (not built yet): wait_async, a node that is
+// heap-allocated and owned by the list, with a completion posted to an event
+// loop instead of a futex word; notify's scan stays the same (it already
+// only unlinks, marks and wakes).
 //
 // Threading: every function here is safe from any thread.
 #pragma once
@@ -47,8 +52,33 @@ enum class WaitOutcome : std::uint8_t {
   kOk,           // woken by notify
   kNotEqual,     // the value differed; never enqueued
   kTimedOut,     // the deadline passed first
-  kInterrupted,  // reserved: woken by Worker::terminate() (not built yet)
+  kInterrupted,  // the thread's WaitInterruptor fired (Worker::terminate())
 };
+
+struct Waiter;
+struct Shard;
+
+// One thread's interruption point for waits (see the top). Owned by whoever
+// may interrupt the thread (a worker's shared state); installed on the
+// thread with set_thread_interruptor. interrupt(): Any thread. Never blocks
+// (beyond two short locks). Never allocates.
+class WaitInterruptor {
+ public:
+  void interrupt() noexcept;
+  [[nodiscard]] bool pending() const noexcept { return pending_.load(std::memory_order_seq_cst); }
+
+ private:
+  friend WaitOutcome wait_on_address(void*, std::size_t, std::uint64_t,
+                                     const std::chrono::steady_clock::time_point*) noexcept;
+  std::atomic<bool> pending_{false};
+  std::mutex mu_;              // guards the two below
+  Waiter* current_ = nullptr;  // the wait in progress on the thread, if any
+  Shard* shard_ = nullptr;
+};
+
+// Installs `interruptor` for the calling thread's waits (nullptr removes it).
+// The interruptor must outlive the thread's waits. Never blocks.
+void set_thread_interruptor(WaitInterruptor* interruptor) noexcept;
 
 // Compares `width` (4 or 8) bytes at `addr`, read with a seq_cst atomic load,
 // to `expected`; if equal, blocks until notified or `deadline` (nullptr: no

@@ -284,6 +284,78 @@ TEST_F(AtomicsTest, NotifyWakesOnlyWaitersOnThatElement) {
   waiter.join();
 }
 
+// --- interruption (what Worker::terminate() uses) -------------------------------
+
+TEST_F(AtomicsTest, InterruptWakesAWaitInProgressWhichThrowsWaitInterrupted) {
+  SharedArrayBuffer sab(8);
+  Int32View v(sab);
+  internal::WaitInterruptor interruptor;
+  bool interrupted = false;
+  std::thread waiter([&] {
+    internal::set_thread_interruptor(&interruptor);
+    try {
+      (void)atomics::wait(v, 0, 0);
+    } catch (const atomics::WaitInterrupted&) {
+      interrupted = true;
+    }
+    internal::set_thread_interruptor(nullptr);
+  });
+  ASSERT_TRUE(wait_for_waiters(v, 0, 1));
+  interruptor.interrupt();
+  waiter.join();
+  EXPECT_TRUE(interrupted);
+  EXPECT_EQ(internal::waiter_count_approx(v, 0), 0u);  // it left the list
+  EXPECT_EQ(atomics::notify(v, 0), 0u);
+}
+
+TEST_F(AtomicsTest, InterruptBeforeTheWaitMakesEveryLaterWaitThrowAtOnce) {
+  SharedArrayBuffer sab(8);
+  Int32View v(sab);
+  internal::WaitInterruptor interruptor;
+  interruptor.interrupt();
+  int thrown = 0;
+  std::thread t([&] {
+    internal::set_thread_interruptor(&interruptor);
+    for (int i = 0; i < 3; ++i) {
+      try {
+        (void)atomics::wait(v, 0, 0);
+      } catch (const atomics::WaitInterrupted&) {
+        ++thrown;
+      }
+    }
+    internal::set_thread_interruptor(nullptr);
+  });
+  t.join();
+  EXPECT_EQ(thrown, 3);
+}
+
+TEST_F(AtomicsTest, InterruptingOneThreadLeavesOtherWaitersAlone) {
+  SharedArrayBuffer sab(8);
+  Int32View v(sab);
+  internal::WaitInterruptor first_interruptor;
+  bool first_interrupted = false;
+  atomics::WaitResult second = atomics::WaitResult::kNotEqual;
+  std::thread first([&] {
+    internal::set_thread_interruptor(&first_interruptor);
+    try {
+      (void)atomics::wait(v, 0, 0);
+    } catch (const atomics::WaitInterrupted&) {
+      first_interrupted = true;
+    }
+    internal::set_thread_interruptor(nullptr);
+  });
+  ASSERT_TRUE(wait_for_waiters(v, 0, 1));
+  std::thread other([&] { second = atomics::wait(v, 0, 0); });  // no interruptor
+  ASSERT_TRUE(wait_for_waiters(v, 0, 2));
+  first_interruptor.interrupt();
+  first.join();
+  EXPECT_TRUE(first_interrupted);
+  EXPECT_EQ(internal::waiter_count_approx(v, 0), 1u);
+  EXPECT_EQ(atomics::notify(v, 0), 1u);
+  other.join();
+  EXPECT_EQ(second, atomics::WaitResult::kOk);
+}
+
 TEST_F(AtomicsTest, NotifyCountWakesNOfM) {
   constexpr int kWaiters = 5;
   SharedArrayBuffer sab(8);

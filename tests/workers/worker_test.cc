@@ -30,6 +30,9 @@
 #include <utility>
 #include <vector>
 
+#include "atomics/atomics.h"
+#include "atomics/shared_array_buffer.h"
+#include "atomics/shared_view.h"
 #include "channel/array_buffer.h"
 #include "channel/message_port.h"
 #include "channel/value.h"
@@ -324,6 +327,34 @@ TEST_F(WorkerTest, TerminateWakesAWorkerWaitingOnALongTimer) {
   });
   run_loop();
   EXPECT_EQ(log.exit_code, 1);
+}
+
+TEST_F(WorkerTest, TerminateWakesAWorkerBlockedInAtomicsWaitAndItExitsWithCode1) {
+  SharedArrayBuffer sab(sizeof(std::int32_t));
+  Int32View flag(sab);
+  std::atomic<bool> returned_normally{false};
+  Worker w([flag, &returned_normally] {
+    (void)parent_port()->post_message("waiting");
+    // Nobody ever notifies: only terminate() can end this.
+    (void)atomics::wait(flag, 0, 0);
+    returned_normally.store(true);
+  });
+  EventLog log;
+  log.attach(w);
+  w.on_message([&](MessageEvent&) {
+    // Terminate once the worker really is in the wait, not before it.
+    const auto deadline = std::chrono::steady_clock::now() + weave::testing::kHangGuard;
+    while (internal::waiter_count_approx(flag, 0) == 0) {
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the worker never waited";
+      std::this_thread::yield();
+    }
+    (void)w.terminate();
+  });
+  run_loop();
+  EXPECT_EQ(log.exit_code, 1);
+  EXPECT_FALSE(log.error.has_value()) << "an interrupted wait is a termination, not an error";
+  EXPECT_FALSE(returned_normally.load());
+  EXPECT_EQ(internal::waiter_count_approx(flag, 0), 0u);
 }
 
 TEST_F(WorkerTest, TerminateEndsACooperativeBusyLoopThatPollsStopRequested) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "atomics/internal/cache_line.h"
+#include "atomics/internal/waiter_list.h"
 #include "channel/message_port.h"
 #include "channel/value.h"
 #include "loop/event_loop.h"
@@ -39,6 +40,9 @@ struct WorkerShared {
   Arena arena;
   // request_stop() from the parent; tokens polled by the worker.
   std::stop_source stop;
+  // Installed on the worker's thread while its entry and loop run: terminate()
+  // interrupts an atomics::wait there (it throws atomics::WaitInterrupted).
+  internal::WaitInterruptor interruptor;
 
   // --- written by the worker's thread --------------------------------------------
   // `loop` is written once, before loop_published is set; any thread may
