@@ -81,11 +81,8 @@ SharedArrayBuffer::SharedArrayBuffer(std::size_t byte_length, SharedArrayBufferO
   block->length.store(byte_length,
                       std::memory_order_relaxed);  // published by make_shared's handoff
   data_ = block->base;
+  length_ = &block->length;
   block_ = std::move(block);
-}
-
-std::size_t SharedArrayBuffer::byte_length() const noexcept {
-  return block_->length.load(std::memory_order_acquire);
 }
 
 std::size_t SharedArrayBuffer::max_byte_length() const noexcept {

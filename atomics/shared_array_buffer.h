@@ -64,7 +64,11 @@ class SharedArrayBuffer {
 
   // The current length in bytes (acquire; see the header comment).
   // Any thread. Never blocks. Never allocates.
-  [[nodiscard]] std::size_t byte_length() const noexcept;
+  // Inline, through a pointer cached at construction: a view's bounds check
+  // then compiles to a load, with nothing that makes the view escape.
+  [[nodiscard]] std::size_t byte_length() const noexcept {
+    return length_->load(std::memory_order_acquire);
+  }
 
   // For a growable buffer, the max_byte_length it was built with; for a
   // fixed-length one, byte_length(). Any thread. Never blocks. Never allocates.
@@ -98,7 +102,8 @@ class SharedArrayBuffer {
  private:
   struct Block;
   std::shared_ptr<Block> block_;
-  std::byte* data_ = nullptr;  // cached from block_: never changes
+  std::byte* data_ = nullptr;                         // cached from block_: never changes
+  const std::atomic<std::size_t>* length_ = nullptr;  // &block_->length, likewise
 };
 
 }  // namespace weave
