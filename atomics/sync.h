@@ -33,7 +33,8 @@
 // reusable barrier with a generation counter. No one spins; an uncontended
 // operation is one atomic read-modify-write. Wake-ups go oldest waiter first
 // (atomics::notify is FIFO), but a thread arriving just then may still take
-// the lock or a unit first: none of these is fair.
+// the lock or a unit first: none of these is fair. Placement is the user's:
+// objects that different threads hammer should sit on separate cache lines.
 //
 // Memory ordering: every operation is seq_cst, as Atomics are. Every write
 // made before unlock() is visible to the next thread that lock()s; before
