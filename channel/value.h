@@ -222,9 +222,10 @@ class Value {
   [[nodiscard]] const Value* at(std::size_t index) const noexcept;
 
   // Structural equality: buffers compare by bytes, a SharedArrayBuffer by
-  // identity (same memory: its bytes may change under any thread), doubles by value (NaN
-  // equals NaN, so a cloned value equals its source), objects entry by entry
-  // in order (so key order matters, as it does when the value is iterated).
+  // identity (same memory: its bytes may change under any thread), doubles
+  // by value (NaN equals NaN, so a cloned value equals its source), objects
+  // entry by entry in order (so key order matters, as it does when the value
+  // is iterated).
   friend bool operator==(const Value& a, const Value& b);
 
   // A JSON-like rendering for logs, tests and demos. Allocates.
