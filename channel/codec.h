@@ -11,9 +11,10 @@
 // std::string (encode-only: std::string_view), std::vector, std::array,
 // std::map / std::unordered_map with string keys (as an Object),
 // std::optional (nullopt <-> null), std::pair and std::tuple (as an Array),
-// ArrayBuffer, TypedArray, ErrorValue, std::chrono::duration and enums. Any
-// other type: specialize weave::Codec<T> (static Value encode(const T&) and
-// static Result<T> decode(const Value&)) or use WEAVE_CODEC.
+// ArrayBuffer, TypedArray, SharedArrayBuffer, ErrorValue, std::chrono::duration
+// and enums. Any other type: specialize weave::Codec<T> (static Value
+// encode(const T&) and static Result<T> decode(const Value&)) or use
+// WEAVE_CODEC.
 //
 // Decoding never throws and never trusts the Value: a Value of the wrong type
 // is a kTypeMismatch Status ("expected string, got int"), a number that does
@@ -108,8 +109,8 @@ template <class T>
 // --- helpers for codecs (also for user specializations) ------------------------------
 
 // The JS-ish name of the type a Value holds: "undefined", "null", "bool",
-// "int", "double", "string", "ArrayBuffer", the view kind of a TypedArray
-// ("Int32Array", "DataView"), "array", "object", "error".
+// "int", "double", "string", "ArrayBuffer", "SharedArrayBuffer", the view
+// kind of a TypedArray ("Int32Array", "DataView"), "array", "object", "error".
 // Any thread. Never blocks. Never allocates.
 [[nodiscard]] inline std::string_view value_type_name(const Value& v) noexcept {
   switch (v.type()) {
@@ -121,6 +122,8 @@ template <class T>
     case Value::Type::kString: return "string";
     case Value::Type::kArrayBuffer: return "ArrayBuffer";
     case Value::Type::kTypedArray: return view_kind_name(v.if_typed_array()->kind());
+    case Value::Type::kSharedArrayBuffer:
+      return "SharedArrayBuffer";
     case Value::Type::kArray: return "array";
     case Value::Type::kObject: return "object";
     case Value::Type::kError: return "error";
@@ -402,6 +405,17 @@ struct Codec<TypedArray> {
   static Result<TypedArray> decode(const Value& v) {
     if (const TypedArray* t = v.if_typed_array()) return *t;
     return type_mismatch("TypedArray", v);
+  }
+};
+
+// A SharedArrayBuffer is a handle: encode and decode share the memory, and
+// posting shares it too (it is never copied or transferred).
+template <>
+struct Codec<SharedArrayBuffer> {
+  static Value encode(const SharedArrayBuffer& b) noexcept { return Value(b); }
+  static Result<SharedArrayBuffer> decode(const Value& v) {
+    if (const SharedArrayBuffer* b = v.if_shared_array_buffer()) return *b;
+    return type_mismatch("SharedArrayBuffer", v);
   }
 };
 

@@ -221,6 +221,8 @@ bool is_inline_scalar(const Value& v) {
     case Value::Type::kObject:
       return false;
     default:
+      // Scalars, strings, errors, and a SharedArrayBuffer: its clone is a
+      // copy of the handle (shared memory), which the fast path makes anyway.
       return true;
   }
 }
@@ -304,6 +306,12 @@ Status Endpoint::post_cloned(const Value& value, Transfer* transfer) {
   Message m;
   {
     if (transfer) {
+      if (!transfer->shared_buffers.empty()) {
+        // Node's DataCloneError for a SharedArrayBuffer in the transfer list.
+        return clone_error(
+            "a SharedArrayBuffer in the transfer list is not transferable (it is shared: post it "
+            "without listing it)");
+      }
       for (std::size_t i = 0; i < transfer->ports.size(); ++i) {
         const auto& p = transfer->ports[i].endpoint();
         if (!p) return clone_error("a MessagePort in the transfer list is empty (moved from)");

@@ -13,7 +13,9 @@
 // Values are cloned when posted (channel/value.h): nothing the sender does
 // afterwards reaches the receiver. Buffers in the transfer list move instead
 // (same memory at the receiver, detached at the sender), and ports in it
-// travel to the receiver, arriving in MessageEvent::ports.
+// travel to the receiver, arriving in MessageEvent::ports. A SharedArrayBuffer
+// in the value is shared, as in Node: the receiver's handle is the same
+// memory (order accesses to it with weave::atomics, atomics/atomics.h).
 //
 // Close: close() on either side, or destroying a port, closes the channel.
 // Every post that returned ok is delivered before the receiver's close event;
@@ -85,8 +87,9 @@ class MessagePort {
   // still cloned: their buffers may be shared with the caller).
   Status post_message(Value&& value);
   // With a transfer list (see Transfer). Extra errors, all kDataCloneError with
-  // nothing sent: a buffer listed twice or already detached; a port that is
-  // empty, closed, this port or its peer. On any error — these, or kClosed
+  // nothing sent: a buffer listed twice or already detached; a
+  // SharedArrayBuffer listed (not transferable); a port that is empty, closed,
+  // this port or its peer. On any error — these, or kClosed
   // because the peer closed first — nothing is sent, detached or handed
   // over: `transfer` keeps its ports and its buffers stay attached.
   Status post_message(const Value& value, Transfer&& transfer);
@@ -146,6 +149,13 @@ std::optional<MessageEvent> receive_message_on_port(MessagePort& port);
 // The transfer list of a post: buffers to move instead of copy, and ports to
 // hand over.
 //   port.post_message(v, Transfer().add(buf).add(std::move(other_port)));
+//
+// A SharedArrayBuffer is not transferable (Node: DataCloneError,
+// "SharedArrayBuffer ... is not transferable"): it is shared by posting it,
+// and is never detached. add(SharedArrayBuffer) exists so that listing one is
+// the same runtime error as in Node rather than a silent no-op or a puzzling
+// overload failure: the post (or the Worker built with it) fails with
+// kDataCloneError, nothing sent, nothing detached.
 class Transfer {
  public:
   Transfer() = default;
@@ -154,6 +164,12 @@ class Transfer {
     return *this;
   }
   Transfer&& add(ArrayBuffer buffer) && { return std::move(add(std::move(buffer))); }
+  // Always refused at the post (see above).
+  Transfer& add(const SharedArrayBuffer& buffer) & {
+    shared_buffers.push_back(buffer);
+    return *this;
+  }
+  Transfer&& add(const SharedArrayBuffer& buffer) && { return std::move(add(buffer)); }
   Transfer& add(MessagePort&& port) & {
     ports.push_back(std::move(port));
     return *this;
@@ -162,6 +178,8 @@ class Transfer {
 
   std::vector<ArrayBuffer> buffers;
   std::vector<MessagePort> ports;
+  // Only so a post can refuse them; any entry makes the post fail.
+  std::vector<SharedArrayBuffer> shared_buffers;
 };
 
 // Two entangled ports. Allocates.

@@ -84,6 +84,8 @@ bool operator==(const Value& a, const Value& b) {
     case Value::Type::kString: return a.s_ == b.s_;
     case Value::Type::kArrayBuffer: return a.ab_ == b.ab_;
     case Value::Type::kTypedArray: return a.ta_ == b.ta_;
+    case Value::Type::kSharedArrayBuffer:
+      return a.sab_ == b.sab_;  // same memory
     case Value::Type::kArray: return a.arr_ == b.arr_;
     case Value::Type::kObject: return a.obj_ == b.obj_;
     case Value::Type::kError: return *a.err_ == *b.err_;
@@ -101,6 +103,9 @@ void Value::copy_from(const Value& o) {
     case Type::kString: ::new (&s_) std::string(o.s_); break;
     case Type::kArrayBuffer: ::new (&ab_) ArrayBuffer(o.ab_); break;
     case Type::kTypedArray: ::new (&ta_) TypedArray(o.ta_); break;
+    case Type::kSharedArrayBuffer:
+      ::new (&sab_) SharedArrayBuffer(o.sab_);
+      break;
     case Type::kArray: ::new (&arr_) Array(o.arr_); break;
     case Type::kObject: ::new (&obj_) Object(o.obj_); break;
     case Type::kError: err_ = new ErrorValue(*o.err_); break;
@@ -113,6 +118,9 @@ void Value::destroy_owned() noexcept {
     case Type::kString: s_.~basic_string(); break;
     case Type::kArrayBuffer: ab_.~ArrayBuffer(); break;
     case Type::kTypedArray: ta_.~TypedArray(); break;
+    case Type::kSharedArrayBuffer:
+      sab_.~SharedArrayBuffer();
+      break;
     case Type::kArray: arr_.~Array(); break;
     case Type::kObject: obj_.~Object(); break;
     case Type::kError: delete err_; break;
@@ -172,6 +180,8 @@ void render(std::string& out, const Value& v) {
                           : "ArrayBuffer(" + std::to_string(x.byte_length()) + ")";
     } else if constexpr (std::is_same_v<T, TypedArray>) {
       out += std::string(view_kind_name(x.kind())) + "(" + std::to_string(x.length()) + ")";
+    } else if constexpr (std::is_same_v<T, SharedArrayBuffer>) {
+      out += "SharedArrayBuffer(" + std::to_string(x.byte_length()) + ")";
     } else if constexpr (std::is_same_v<T, Array>) {
       out += '[';
       for (std::size_t i = 0; i < x.size(); ++i) {
@@ -247,6 +257,10 @@ class Cloner {
         // view is rebuilt from its parts rather than re-validated here.
         return Value(make_view(t, std::move(*b)));
       }
+      case Value::Type::kSharedArrayBuffer:
+        // Shared, not copied (Node's structured clone of a SharedArrayBuffer):
+        // the clone holds another handle to the same memory.
+        return Value(*v.if_shared_array_buffer());
       case Value::Type::kArray: {
         const Array& a = *v.if_array();
         Array out;

@@ -3,6 +3,7 @@
 //
 //   undefined, null, bool, 64-bit integer, double, UTF-8 string,
 //   ArrayBuffer (bytes), TypedArray (typed view over a buffer),
+//   SharedArrayBuffer (memory shared between threads, atomics/),
 //   Array (ordered values), Object (string keys in insertion order),
 //   ErrorValue (name, message, stack text).
 //
@@ -10,7 +11,10 @@
 // copies them. ArrayBuffers (and the views over them) have reference
 // semantics, as in JS: copies of a Value share the same bytes. Posting a value
 // clones it (see channel/message_port.h), so nothing the sender does after the
-// post reaches the receiver.
+// post reaches the receiver — except through a SharedArrayBuffer, which
+// structured clone shares rather than copies (as Node does): the receiver's
+// handle is the same memory. A SharedArrayBuffer cannot be transferred (it is
+// never detached) and cannot be serialized (channel/wire.h).
 //
 // Size: a Value is 48 bytes; scalars and strings of up to 15 bytes live inline
 // (no heap allocation), so small messages cost none.
@@ -37,6 +41,7 @@
 #include <utility>
 #include <vector>
 
+#include "atomics/shared_array_buffer.h"
 #include "channel/array_buffer.h"
 #include "channel/status.h"
 
@@ -109,6 +114,8 @@ class Value {
     kArray,
     kObject,
     kError,
+    // Last, so the earlier enumerators keep their values.
+    kSharedArrayBuffer,
   };
 
   Value() noexcept {}  // undefined
@@ -139,6 +146,10 @@ class Value {
   Value(T*) = delete;
   Value(ArrayBuffer b) noexcept : type_(Type::kArrayBuffer) { ::new (&ab_) ArrayBuffer(std::move(b)); }
   Value(TypedArray t) noexcept : type_(Type::kTypedArray) { ::new (&ta_) TypedArray(std::move(t)); }
+  // Shares `b`'s memory (copying the handle; no bytes are copied).
+  Value(const SharedArrayBuffer& b) noexcept : type_(Type::kSharedArrayBuffer) {
+    ::new (&sab_) SharedArrayBuffer(b);
+  }
   Value(Array a) noexcept : type_(Type::kArray) { ::new (&arr_) Array(std::move(a)); }
   Value(Object o) noexcept : type_(Type::kObject) { ::new (&obj_) Object(std::move(o)); }
   Value(ErrorValue e) : type_(Type::kError), err_(new ErrorValue(std::move(e))) {}
@@ -173,6 +184,9 @@ class Value {
   [[nodiscard]] bool is_string() const noexcept { return type() == Type::kString; }
   [[nodiscard]] bool is_array_buffer() const noexcept { return type() == Type::kArrayBuffer; }
   [[nodiscard]] bool is_typed_array() const noexcept { return type() == Type::kTypedArray; }
+  [[nodiscard]] bool is_shared_array_buffer() const noexcept {
+    return type() == Type::kSharedArrayBuffer;
+  }
   [[nodiscard]] bool is_array() const noexcept { return type() == Type::kArray; }
   [[nodiscard]] bool is_object() const noexcept { return type() == Type::kObject; }
   [[nodiscard]] bool is_error() const noexcept { return type() == Type::kError; }
@@ -188,6 +202,12 @@ class Value {
   [[nodiscard]] ArrayBuffer* if_array_buffer() noexcept { return is_array_buffer() ? &ab_ : nullptr; }
   [[nodiscard]] const TypedArray* if_typed_array() const noexcept { return is_typed_array() ? &ta_ : nullptr; }
   [[nodiscard]] TypedArray* if_typed_array() noexcept { return is_typed_array() ? &ta_ : nullptr; }
+  [[nodiscard]] const SharedArrayBuffer* if_shared_array_buffer() const noexcept {
+    return is_shared_array_buffer() ? &sab_ : nullptr;
+  }
+  [[nodiscard]] SharedArrayBuffer* if_shared_array_buffer() noexcept {
+    return is_shared_array_buffer() ? &sab_ : nullptr;
+  }
   [[nodiscard]] const Array* if_array() const noexcept { return is_array() ? &arr_ : nullptr; }
   [[nodiscard]] Array* if_array() noexcept { return is_array() ? &arr_ : nullptr; }
   [[nodiscard]] const Object* if_object() const noexcept { return is_object() ? &obj_ : nullptr; }
@@ -201,9 +221,11 @@ class Value {
   [[nodiscard]] const Value* find(std::string_view key) const noexcept;
   [[nodiscard]] const Value* at(std::size_t index) const noexcept;
 
-  // Structural equality: buffers compare by bytes, doubles by value (NaN
-  // equals NaN, so a cloned value equals its source), objects entry by entry
-  // in order (so key order matters, as it does when the value is iterated).
+  // Structural equality: buffers compare by bytes, a SharedArrayBuffer by
+  // identity (same memory: its bytes may change under any thread), doubles
+  // by value (NaN equals NaN, so a cloned value equals its source), objects
+  // entry by entry in order (so key order matters, as it does when the value
+  // is iterated).
   friend bool operator==(const Value& a, const Value& b);
 
   // A JSON-like rendering for logs, tests and demos. Allocates.
@@ -228,6 +250,11 @@ class Value {
       case Type::kString: ::new (&s_) std::string(std::move(o.s_)); break;
       case Type::kArrayBuffer: ::new (&ab_) ArrayBuffer(std::move(o.ab_)); break;
       case Type::kTypedArray: ::new (&ta_) TypedArray(std::move(o.ta_)); break;
+      // A SharedArrayBuffer has no move: this copies the handle (an atomic
+      // increment), and the source keeps a valid handle until destroyed.
+      case Type::kSharedArrayBuffer:
+        ::new (&sab_) SharedArrayBuffer(o.sab_);
+        break;
       case Type::kArray: ::new (&arr_) Array(std::move(o.arr_)); break;
       case Type::kObject: ::new (&obj_) Object(std::move(o.obj_)); break;
       case Type::kError:
@@ -253,6 +280,7 @@ class Value {
     std::string s_;
     ArrayBuffer ab_;
     TypedArray ta_;
+    SharedArrayBuffer sab_;
     Array arr_;
     Object obj_;
     ErrorValue* err_;  // owned; errors are rare and large, so boxed
@@ -283,6 +311,8 @@ decltype(auto) Value::visit(F&& f) const {
     case Type::kString: return f(s_);
     case Type::kArrayBuffer: return f(ab_);
     case Type::kTypedArray: return f(ta_);
+    case Type::kSharedArrayBuffer:
+      return f(sab_);
     case Type::kArray: return f(arr_);
     case Type::kObject: return f(obj_);
     case Type::kError: break;
@@ -291,8 +321,11 @@ decltype(auto) Value::visit(F&& f) const {
 }
 
 // Node's structuredClone(value, { transfer }): a deep copy of `value` that
-// shares nothing with it. Buffers listed in `transfer` are moved (not copied)
-// into the result and detached in `value`. Errors, with nothing changed:
+// shares nothing with it but its SharedArrayBuffers, which the result shares
+// (same memory, as in Node). Buffers listed in `transfer` are moved (not
+// copied) into the result and detached in `value`. A SharedArrayBuffer cannot
+// be listed here (the span holds ArrayBuffers only); Transfer, which can list
+// one, refuses it (channel/message_port.h). Errors, with nothing changed:
 // kDataCloneError for a buffer listed twice, a detached buffer listed or
 // reachable, or nesting deeper than kMaxCloneDepth.
 // Owner thread only. Never blocks. Allocates.

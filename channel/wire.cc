@@ -156,6 +156,13 @@ class Writer {
       case Value::Type::kString: byte(kTagString); return string(*v.if_string(), "a string");
       case Value::Type::kArrayBuffer: return buffer(*v.if_array_buffer());
       case Value::Type::kTypedArray: return view(*v.if_typed_array());
+      case Value::Type::kSharedArrayBuffer:
+        // v8.serialize without a host delegate refuses it too: bytes cannot
+        // carry shared memory to another process, and a copy would silently
+        // stop being shared. The format has no tag for it.
+        return clone_error(
+            "a SharedArrayBuffer could not be cloned: shared memory cannot cross processes (post "
+            "it through a MessagePort, or serialize a copy of its bytes as an ArrayBuffer)");
       case Value::Type::kArray: {
         const Array& a = *v.if_array();
         byte(kTagArray);

@@ -10,6 +10,9 @@
 // ArrayBuffer identity within one message (two views over one buffer still
 // share one buffer after deserialize). Not kept: identity across messages,
 // and detached buffers (serialize refuses them, as structured clone does).
+// Not carried at all: SharedArrayBuffer — shared memory cannot cross
+// processes, so serialize refuses it (as v8.serialize does without a host
+// delegate) and deserialize never produces one.
 //
 // deserialize() treats its input as hostile. Every tag, length, count, offset
 // and string is checked; anything malformed or truncated is a kMalformedInput
@@ -87,9 +90,9 @@ inline constexpr std::uint8_t kWireMagic = 0xF7;
 inline constexpr std::uint8_t kWireVersion = 1;
 
 // Node's v8.serialize for weave values: compact, versioned bytes that can
-// cross processes and machines. Errors (kDataCloneError): a detached
-// ArrayBuffer (or a view over one), a string, object key or error field that
-// is not valid UTF-8, an object with a repeated key (only possible through
+// cross processes and machines. Errors (kDataCloneError): a SharedArrayBuffer
+// anywhere in the value, a detached ArrayBuffer (or a view over one), a string, object key or error
+// field that is not valid UTF-8, an object with a repeated key (only possible through
 // Object::append_unchecked), nesting deeper than kMaxCloneDepth.
 // Any thread. Never blocks. Allocates.
 [[nodiscard]] Result<std::vector<std::byte>> serialize(const Value& value);

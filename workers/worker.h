@@ -114,7 +114,8 @@ struct WorkerOptions {
   // Cloned (structured clone) into the worker at construction; the worker
   // reads it with worker_data(). Buffers listed in transfer_list move instead
   // (same memory in the worker, detached here); ports listed there arrive in
-  // worker_data_ports().
+  // worker_data_ports(). A SharedArrayBuffer in it is shared: the worker's
+  // handle is the same memory (listing one in transfer_list is refused).
   Value worker_data;
   Transfer transfer_list;
   ResourceLimits resource_limits;

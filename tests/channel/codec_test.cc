@@ -1,5 +1,7 @@
 #include "channel/codec.h"
 
+#include <gtest/gtest.h>
+
 #include <array>
 #include <chrono>
 #include <cmath>
@@ -13,8 +15,7 @@
 #include <utility>
 #include <vector>
 
-#include <gtest/gtest.h>
-
+#include "atomics/shared_array_buffer.h"
 #include "channel/array_buffer.h"
 #include "channel/status.h"
 #include "channel/value.h"
@@ -110,6 +111,13 @@ struct weave::Codec<Meters> {
   }
 };
 
+// A struct that carries shared memory in a message.
+struct Region {
+  weave::SharedArrayBuffer memory;
+  int slot = 0;
+};
+WEAVE_CODEC(Region, memory, slot);
+
 struct NoCodec {};
 
 namespace weave {
@@ -127,6 +135,8 @@ static_assert(Encodable<std::map<std::string, std::optional<Team>>>);
 static_assert(Encodable<std::tuple<int, std::string, Person>>);
 static_assert(Encodable<Color>);
 static_assert(Encodable<std::chrono::milliseconds>);
+static_assert(Encodable<SharedArrayBuffer>);
+static_assert(Encodable<Region>);
 static_assert(!Encodable<NoCodec>);
 static_assert(!Encodable<std::vector<NoCodec>>);
 static_assert(!Encodable<std::optional<NoCodec>>);
@@ -367,6 +377,35 @@ TEST_F(CodecTest, TypedArrayRoundTripsAsTheSameView) {
   ASSERT_TRUE(back.ok());
   EXPECT_TRUE(back->same_view(t));
   EXPECT_EQ(back->at<std::int32_t>(1).value(), -9);
+}
+
+TEST_F(CodecTest, SharedArrayBufferRoundTripsAsTheSameMemory) {
+  const SharedArrayBuffer sab(16);
+  const Value v = to_value(sab);
+  ASSERT_TRUE(v.is_shared_array_buffer());
+  EXPECT_EQ(*v.if_shared_array_buffer(), sab);
+  const SharedArrayBuffer back = round_trip(sab);
+  EXPECT_EQ(back, sab);
+  sab.data()[0] = std::byte{7};
+  EXPECT_EQ(back.data()[0], std::byte{7}) << "a copy of the handle, not of the bytes";
+}
+
+TEST_F(CodecTest, SharedArrayBufferInsideAStructRoundTripsAsTheSameMemory) {
+  const Region r{SharedArrayBuffer(8), 3};
+  const Value v = to_value(r);
+  EXPECT_EQ(v.to_string(), R"({"memory":SharedArrayBuffer(8),"slot":3})");
+  const Region back = round_trip(r);
+  EXPECT_EQ(back.memory, r.memory);
+  EXPECT_EQ(back.slot, 3);
+}
+
+TEST_F(CodecTest, SharedArrayBufferDecodeRefusesOtherTypesByName) {
+  const Status s = decode_error<SharedArrayBuffer>(Value(ArrayBuffer::create(8)));
+  EXPECT_EQ(s.code(), ErrorCode::kTypeMismatch);
+  EXPECT_NE(s.message().find("expected SharedArrayBuffer, got ArrayBuffer"), std::string::npos)
+      << s.message();
+  const Status t = decode_error<ArrayBuffer>(Value(SharedArrayBuffer(8)));
+  EXPECT_NE(t.message().find("got SharedArrayBuffer"), std::string::npos) << t.message();
 }
 
 TEST_F(CodecTest, ErrorValueRoundTrips) {

@@ -22,6 +22,9 @@
 #include <utility>
 #include <vector>
 
+#include "atomics/atomics.h"
+#include "atomics/shared_array_buffer.h"
+#include "atomics/shared_view.h"
 #include "channel/array_buffer.h"
 #include "channel/codec.h"
 #include "channel/status.h"
@@ -261,6 +264,75 @@ TEST_F(MessagePortTest, TransferredBufferArrivesWithoutCopyAndDetachesTheSender)
   EXPECT_EQ(received_view_data, old_data + 2);
 }
 
+// --- SharedArrayBuffer: shared, never copied ------------------------------------------
+
+// Posted to another thread, at the top level and nested in arrays and objects,
+// a SharedArrayBuffer arrives as the same memory: what the sender wrote before
+// the post, the receiver reads; what the receiver writes, the sender reads.
+TEST_F(MessagePortTest, SharedArrayBufferArrivesAsTheSameMemoryAndWritesAreSeenBothWays) {
+  MessageChannel ch;
+  const SharedArrayBuffer sab(4 * sizeof(std::int32_t));
+  const Int32View view(sab);
+  atomics::store(view, 0, 7);  // before the post: the receiver must see it
+
+  std::vector<const std::byte*> received;  // data() of every handle that arrived
+  std::int32_t seen_before = -1;
+  std::thread receiver([&, p = std::move(ch.port2)]() mutable {
+    p.on_message([&](MessageEvent& e) {
+      const SharedArrayBuffer* top = e.data.find("top")->if_shared_array_buffer();
+      const SharedArrayBuffer* in_array = e.data.find("list")->at(1)->if_shared_array_buffer();
+      const SharedArrayBuffer* in_object =
+          e.data.find("list")->at(2)->find("deep")->at(0)->if_shared_array_buffer();
+      for (const SharedArrayBuffer* b : {top, in_array, in_object}) {
+        received.push_back(b ? b->data() : nullptr);
+      }
+      if (top && in_array && in_object) {
+        seen_before = atomics::load(Int32View(*top), 0);
+        // Through each received handle: the sender reads all three.
+        atomics::store(Int32View(*top), 1, 11);
+        atomics::store(Int32View(*in_array), 2, 22);
+        atomics::store(Int32View(*in_object), 3, 33);
+      }
+      p.close();
+    });
+    run_loop_on_this_thread();
+  });
+  const Value message(Object{{"top", sab}, {"list", Array{1, sab, Object{{"deep", Array{sab}}}}}});
+  ASSERT_TRUE(ch.port1.post_message(message).ok());
+  receiver.join();  // orders the receiver's writes before the reads below
+
+  ASSERT_EQ(received.size(), 3u);
+  for (const std::byte* d : received) EXPECT_EQ(d, sab.data()) << "a SharedArrayBuffer was copied";
+  EXPECT_EQ(seen_before, 7);
+  EXPECT_EQ(atomics::load(view, 1), 11);
+  EXPECT_EQ(atomics::load(view, 2), 22);
+  EXPECT_EQ(atomics::load(view, 3), 33);
+}
+
+// Alone (the scalar fast path, by move and by copy) and beside a transferred
+// buffer: shared each time, while the listed ArrayBuffer moves.
+TEST_F(MessagePortTest, SharedArrayBufferIsSharedOnEveryPostPath) {
+  MessageChannel ch;
+  const SharedArrayBuffer sab(8);
+  ArrayBuffer moved = ArrayBuffer::copy_of("moved");
+  const Value copy_me(sab);
+  ASSERT_TRUE(ch.port1.post_message(Value(sab)).ok());
+  ASSERT_TRUE(ch.port1.post_message(copy_me).ok());
+  ASSERT_TRUE(ch.port1.post_message(Value(Array{sab, moved}), Transfer().add(moved)).ok());
+  EXPECT_TRUE(moved.detached());
+  EXPECT_EQ(sab.use_count_approx(), 5) << "sab, copy_me and one handle per queued message";
+
+  for (int i = 0; i < 3; ++i) {
+    auto e = receive_message_on_port(ch.port2);
+    ASSERT_TRUE(e.has_value());
+    const Value& v = i < 2 ? e->data : *e->data.at(0);
+    ASSERT_TRUE(v.is_shared_array_buffer()) << e->data.to_string();
+    EXPECT_EQ(*v.if_shared_array_buffer(), sab);
+    if (i == 2) EXPECT_EQ(e->data.at(1)->if_array_buffer()->to_string(), "moved");
+  }
+  EXPECT_EQ(sab.use_count_approx(), 2) << "delivered messages released their handles";
+}
+
 // --- DataCloneError: nothing sent, nothing detached, ports kept ---------------------
 
 // Every failing case below posts with a transfer list that also holds a good
@@ -334,6 +406,23 @@ TEST_F(CloneErrorTest, BufferListedTwiceIsRejected) {
   EXPECT_FALSE(twice.detached());
   EXPECT_EQ(t.ports.size(), 1u);
   EXPECT_EQ(t.buffers.size(), 3u);
+}
+
+// Node: DataCloneError, "SharedArrayBuffer ... is not transferable".
+TEST_F(CloneErrorTest, SharedArrayBufferInTheTransferListIsRejected) {
+  MessageChannel ch;
+  const SharedArrayBuffer sab(8);
+  const Value value(Object{{"s", sab}, {"w", witness}});
+  Transfer t = transfer_with_witnesses();
+  t.add(sab);
+  const Status s = ch.port1.post_message(value, std::move(t));
+  EXPECT_EQ(s.code(), ErrorCode::kDataCloneError);
+  EXPECT_NE(s.message().find("SharedArrayBuffer"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("not transferable"), std::string::npos) << s.message();
+  expect_rejected(ch.port1, ch.port2, value, t);  // and nothing was sent or detached
+  EXPECT_EQ(t.buffers.size(), 1u);
+  EXPECT_EQ(t.shared_buffers.size(), 1u);
+  EXPECT_EQ(sab.use_count_approx(), 3) << "sab, the value and the transfer list; nothing queued";
 }
 
 TEST_F(CloneErrorTest, DetachedBufferInTheTransferListIsRejected) {

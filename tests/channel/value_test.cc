@@ -1,5 +1,7 @@
 #include "channel/value.h"
 
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -9,8 +11,7 @@
 #include <string>
 #include <vector>
 
-#include <gtest/gtest.h>
-
+#include "atomics/shared_array_buffer.h"
 #include "channel/array_buffer.h"
 #include "channel/status.h"
 #include "tests/test_util.h"
@@ -72,6 +73,7 @@ TEST_F(ValueTest, EachTypeAnswersOnlyItsOwnPredicate) {
       Value(Array{1}),
       Value(Object{{"k", 1}}),
       Value(ErrorValue{"TypeError", "bad", ""}),
+      Value(SharedArrayBuffer(8)),
   };
   for (std::size_t i = 0; i < values.size(); ++i) {
     const Value& v = values[i];
@@ -79,7 +81,7 @@ TEST_F(ValueTest, EachTypeAnswersOnlyItsOwnPredicate) {
     const bool preds[] = {v.is_undefined(),    v.is_null(),        v.is_bool(),
                           v.is_int(),          v.is_double(),      v.is_string(),
                           v.is_array_buffer(), v.is_typed_array(), v.is_array(),
-                          v.is_object(),       v.is_error()};
+                          v.is_object(),       v.is_error(),       v.is_shared_array_buffer()};
     for (std::size_t j = 0; j < std::size(preds); ++j) {
       EXPECT_EQ(preds[j], i == j) << "value " << i << " predicate " << j;
     }
@@ -92,6 +94,7 @@ TEST_F(ValueTest, EachTypeAnswersOnlyItsOwnPredicate) {
     EXPECT_EQ(v.if_array() != nullptr, v.is_array());
     EXPECT_EQ(v.if_object() != nullptr, v.is_object());
     EXPECT_EQ(v.if_error() != nullptr, v.is_error());
+    EXPECT_EQ(v.if_shared_array_buffer() != nullptr, v.is_shared_array_buffer());
     EXPECT_EQ(v.is_number(), v.is_int() || v.is_double());
   }
 }
@@ -258,6 +261,44 @@ TEST_F(ValueTest, ToStringRendersJsonLike) {
             R"([1,"a",[null],{"k":false}])");
   EXPECT_EQ(Value(ErrorValue{"TypeError", "x is not a function", "at f"}).to_string(),
             "TypeError: x is not a function");
+}
+
+TEST_F(ValueTest, SharedArrayBufferHoldsAHandleToTheSameMemory) {
+  const SharedArrayBuffer sab(16);
+  Value v(sab);
+  ASSERT_TRUE(v.is_shared_array_buffer());
+  EXPECT_EQ(*v.if_shared_array_buffer(), sab);
+  EXPECT_EQ(v.if_shared_array_buffer()->data(), sab.data());
+  EXPECT_EQ(sab.use_count_approx(), 2);
+
+  // Copies and moves of the Value share the memory; nothing is copied.
+  Value copy = v;
+  Value moved = std::move(copy);
+  EXPECT_EQ(moved.if_shared_array_buffer()->data(), sab.data());
+  v = Value();
+  moved = Value();
+  copy = Value();
+  EXPECT_EQ(sab.use_count_approx(), 1) << "every handle a Value took was released";
+}
+
+TEST_F(ValueTest, SharedArrayBuffersCompareByIdentityNotBytes) {
+  const SharedArrayBuffer a(8);
+  const SharedArrayBuffer b(8);  // same length, same (zero) bytes, other memory
+  EXPECT_EQ(Value(a), Value(a));
+  EXPECT_EQ(Value(a), Value(SharedArrayBuffer(a)));
+  EXPECT_NE(Value(a), Value(b));
+  EXPECT_NE(Value(a), Value(ArrayBuffer::create(8)));
+  EXPECT_EQ(Value(Array{a, Object{{"s", a}}}), Value(Array{a, Object{{"s", a}}}));
+  EXPECT_NE(Value(Array{a}), Value(Array{b}));
+}
+
+TEST_F(ValueTest, ToStringShowsSharedArrayBuffers) {
+  EXPECT_EQ(Value(SharedArrayBuffer(16)).to_string(), "SharedArrayBuffer(16)");
+  EXPECT_EQ(Value(Array{SharedArrayBuffer(0)}).to_string(), "[SharedArrayBuffer(0)]");
+  SharedArrayBuffer g(4, {.max_byte_length = 64});
+  const Value v(g);
+  g.grow(32);
+  EXPECT_EQ(v.to_string(), "SharedArrayBuffer(32)") << "the current length, as Node shows it";
 }
 
 TEST_F(ValueTest, ToStringShowsDetachedBuffers) {
@@ -449,6 +490,37 @@ TEST_F(StructuredCloneTest, NestingAtTheLimitClones) {
   Result<Value> c = structured_clone(v);
   ASSERT_TRUE(c.ok()) << c.status().to_string();
   EXPECT_EQ(*c, v);
+}
+
+TEST_F(StructuredCloneTest, SharedArrayBufferIsSharedNotCopied) {
+  const SharedArrayBuffer sab(16);
+  const Value src(Object{{"top", sab}, {"nested", Array{Object{{"deep", Array{sab}}}}}});
+  Result<Value> c = structured_clone(src);
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  EXPECT_EQ(*c, src);
+
+  const SharedArrayBuffer* top = c->find("top")->if_shared_array_buffer();
+  const SharedArrayBuffer* deep =
+      c->find("nested")->at(0)->find("deep")->at(0)->if_shared_array_buffer();
+  ASSERT_NE(top, nullptr);
+  ASSERT_NE(deep, nullptr);
+  EXPECT_EQ(*top, sab);
+  EXPECT_EQ(*deep, sab);
+  // Same memory: a write through the source is read through the clone's handle.
+  sab.data()[3] = std::byte{0x5A};
+  EXPECT_EQ(top->data()[3], std::byte{0x5A});
+  EXPECT_EQ(deep->data()[3], std::byte{0x5A});
+}
+
+TEST_F(StructuredCloneTest, SharedArrayBufferBesideATransferIsSharedAndOnlyTheListedBufferMoves) {
+  const SharedArrayBuffer sab(8);
+  ArrayBuffer buf = bytes_of("moved");
+  ArrayBuffer list[] = {buf};
+  Result<Value> c = structured_clone(Value(Array{sab, buf}), list);
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  EXPECT_TRUE(buf.detached());
+  EXPECT_EQ(c->at(1)->if_array_buffer()->to_string(), "moved");
+  EXPECT_EQ(*c->at(0)->if_shared_array_buffer(), sab);
 }
 
 TEST_F(StructuredCloneTest, EmptyAndZeroLengthBuffersCloneAndTransfer) {

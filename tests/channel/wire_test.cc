@@ -349,6 +349,26 @@ TEST(WireTest, DetachedBufferIsADataCloneError) {
   }
 }
 
+TEST(WireTest, SharedArrayBufferIsADataCloneErrorNamingIt) {
+  // Shared memory cannot cross processes: refused wherever it sits, as
+  // v8.serialize refuses it without a host delegate.
+  const SharedArrayBuffer sab(16);
+  for (const Value& v : {Value(sab), Value(Array{1, sab}), Value(Object{{"k", Array{sab}}}),
+                         Value(Object{{"b", ArrayBuffer::create(4)}, {"s", sab}})}) {
+    auto r = serialize(v);
+    ASSERT_FALSE(r.ok()) << v.to_string();
+    EXPECT_EQ(r.code(), ErrorCode::kDataCloneError);
+    EXPECT_NE(r.status().message().find("SharedArrayBuffer"), std::string::npos)
+        << r.status().message();
+  }
+  // serialize_to leaves its output as it was.
+  Bytes out = raw({1, 2, 3});
+  EXPECT_EQ(serialize_to(Value(Array{std::string(100, 'a'), sab}), out).code(),
+            ErrorCode::kDataCloneError);
+  EXPECT_EQ(out, raw({1, 2, 3}));
+  EXPECT_EQ(sab.use_count_approx(), 1) << "serialize kept no handle";
+}
+
 TEST(WireTest, InvalidUtf8IsRejectedBySerialize) {
   const std::vector<std::string> bad = {
       "\x80",              // stray continuation byte

@@ -602,6 +602,72 @@ TEST_F(WorkerTest, TransferredBufferArrivesAsTheSameMemoryAndIsDetachedInThePare
   EXPECT_EQ(*seen.find("text"), Value("payload"));
 }
 
+// The region shared by three workers, each given it as worker_data:
+// each adds to its own slot, adds kAdds times to a shared total, then counts
+// itself in and waits (Atomics.wait/notify) until all three have; then every
+// worker reads every slot. Exact totals, no sleeps.
+TEST_F(WorkerTest, SharedArrayBufferInWorkerDataIsOneRegionEveryWorkerSeesTheOthersWritesIn) {
+  constexpr int kWorkers = 3;
+  constexpr std::int32_t kAdds = 10'000;
+  // Int32 elements: slots 0..2, then the arrival counter, then the total.
+  constexpr std::size_t kArrived = kWorkers;
+  constexpr std::size_t kTotal = kWorkers + 1;
+  const SharedArrayBuffer region((kWorkers + 2) * sizeof(std::int32_t));
+  const Int32View view(region);
+  {
+    std::vector<Worker> workers;
+    std::vector<Value> reports(kWorkers);
+    for (int i = 0; i < kWorkers; ++i) {
+      WorkerOptions options;
+      options.worker_data = Object{{"region", region}, {"slot", i}};
+      workers.emplace_back(
+          [] {
+            const SharedArrayBuffer* memory =
+                worker_data().find("region")->if_shared_array_buffer();
+            const auto slot = static_cast<std::size_t>(*worker_data().find("slot")->if_int());
+            const Int32View v(*memory);
+            atomics::add(v, slot, static_cast<std::int32_t>(100 * (slot + 1)));
+            for (std::int32_t k = 0; k < kAdds; ++k) atomics::add(v, kTotal, 1);
+            if (atomics::add(v, kArrived, 1) + 1 == kWorkers) {
+              atomics::notify(v, kArrived);
+            } else {
+              // wait() re-checks the value atomically with notify: no lost wake-up.
+              for (std::int32_t n = atomics::load(v, kArrived); n < kWorkers;
+                   n = atomics::load(v, kArrived)) {
+                (void)atomics::wait(v, kArrived, n);
+              }
+            }
+            Array seen;
+            for (std::size_t s = 0; s <= kTotal; ++s) seen.push_back(atomics::load(v, s));
+            (void)parent_port()->post_message(Object{
+                {"address",
+                 static_cast<std::int64_t>(reinterpret_cast<std::uintptr_t>(memory->data()))},
+                {"seen", std::move(seen)}});
+          },
+          std::move(options));
+      workers.back().on_message([&reports, i](MessageEvent& e) { reports[i] = e.data; });
+    }
+    run_loop();  // until all three exit
+
+    const Value expected = Array{100, 200, 300, kWorkers, kWorkers * kAdds};
+    for (int i = 0; i < kWorkers; ++i) {
+      SCOPED_TRACE("worker " + std::to_string(i));
+      ASSERT_TRUE(reports[i].is_object()) << reports[i].to_string();
+      EXPECT_EQ(static_cast<std::uintptr_t>(int_of(*reports[i].find("address"))),
+                reinterpret_cast<std::uintptr_t>(region.data()))
+          << "the worker's worker_data held a copy, not the region";
+      EXPECT_EQ(*reports[i].find("seen"), expected);
+    }
+  }
+  // The parent sees every worker's writes too.
+  EXPECT_EQ(atomics::load(view, 0), 100);
+  EXPECT_EQ(atomics::load(view, 1), 200);
+  EXPECT_EQ(atomics::load(view, 2), 300);
+  EXPECT_EQ(atomics::load(view, kArrived), kWorkers);
+  EXPECT_EQ(atomics::load(view, kTotal), kWorkers * kAdds);
+  EXPECT_EQ(region.use_count_approx(), 2) << "region and view; the workers released theirs";
+}
+
 TEST_F(WorkerTest, PortsInTheTransferListArriveInWorkerDataPorts) {
   MessageChannel side;
   WorkerOptions options;
@@ -694,6 +760,17 @@ TEST_F(WorkerTest, WorkerDataThatCannotBeSentIsRejectedAndNothingIsDetached) {
   twice_listed.transfer_list.add(twice).add(twice);
   EXPECT_THAT(rejection(std::move(twice_listed)), HasSubstr("options.transfer_list"));
   EXPECT_FALSE(twice.detached()) << "a refused transfer list must leave its buffers attached";
+
+  const SharedArrayBuffer sab(8);
+  ArrayBuffer beside = ArrayBuffer::copy_of("beside");
+  WorkerOptions sab_listed;
+  sab_listed.worker_data = Array{sab, beside};
+  sab_listed.transfer_list.add(beside).add(sab);
+  const std::string sab_error = rejection(std::move(sab_listed));
+  EXPECT_THAT(sab_error, HasSubstr("DataCloneError"));
+  EXPECT_THAT(sab_error, HasSubstr("SharedArrayBuffer"));
+  EXPECT_THAT(sab_error, HasSubstr("not transferable"));
+  EXPECT_FALSE(beside.detached()) << "a refused transfer list must leave its buffers attached";
 }
 
 // The size of the calling thread's stack.
