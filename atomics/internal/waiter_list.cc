@@ -16,15 +16,6 @@ constexpr auto kSpinFor = std::chrono::microseconds(20);
 thread_local WaitInterruptor* tl_interruptor = nullptr;
 }  // namespace
 
-struct Waiter {
-  const void* addr = nullptr;
-  Waiter* prev = nullptr;
-  Waiter* next = nullptr;
-  bool linked = false;  // on its shard's list; under the shard lock
-  // Written by the notifier under the shard lock; the waiter parks on it.
-  std::atomic<std::uint32_t> state{kWaiting};
-};
-
 // alignas: each shard's lock is taken by different threads; keep shards out
 // of each other's prefetch pair.
 struct alignas(kFalseSharingSpan) Shard {
@@ -49,6 +40,11 @@ struct alignas(kFalseSharingSpan) Shard {
   // it went to sleep. Under mu.
   static void wake(Shard& shard, Waiter* w, std::uint32_t state) noexcept {
     shard.unlink(w);
+    if (w->async) {
+      w->state.store(state, std::memory_order_relaxed);  // the lock orders it
+      w->async->on_notified();
+      return;
+    }
     // release: the waiter's acquire load of its state sees everything
     // written before this notify; acquire: orders our read of kSleeping.
     if (w->state.exchange(state, std::memory_order_acq_rel) == kSleeping) {
@@ -178,6 +174,25 @@ WaitOutcome wait_on_address(void* addr, std::size_t width, std::uint64_t expecte
     shard.unlink(&self);
     return WaitOutcome::kTimedOut;
   }
+}
+
+WaitOutcome enqueue_async(void* addr, std::size_t width, std::uint64_t expected,
+                          AsyncWaiter* w) noexcept {
+  Shard& shard = shard_for(addr);
+  w->node_.addr = addr;
+  w->node_.async = w;
+  std::lock_guard lock(shard.mu);
+  if (!value_equals(addr, width, expected)) return WaitOutcome::kNotEqual;
+  shard.push_back(&w->node_);
+  return WaitOutcome::kOk;
+}
+
+bool cancel_async(AsyncWaiter* w) noexcept {
+  Shard& shard = shard_for(w->node_.addr);
+  std::lock_guard lock(shard.mu);
+  if (!w->node_.linked) return false;
+  shard.unlink(&w->node_);
+  return true;
 }
 
 std::size_t notify_address(const void* addr, std::size_t count) noexcept {

@@ -55,8 +55,48 @@ enum class WaitOutcome : std::uint8_t {
   kInterrupted,  // the thread's WaitInterruptor fired (Worker::terminate())
 };
 
-struct Waiter;
 struct Shard;
+class AsyncWaiter;
+
+// A node on a shard's FIFO list. A blocking waiter's lives on its stack; an
+// AsyncWaiter's inside it.
+struct Waiter {
+  const void* addr = nullptr;
+  Waiter* prev = nullptr;
+  Waiter* next = nullptr;
+  bool linked = false;  // on its shard's list; under the shard lock
+  // Written by the waker under the shard lock; a blocking waiter parks on it.
+  std::atomic<std::uint32_t> state{0};
+  AsyncWaiter* async = nullptr;  // set for an asynchronous waiter
+};
+
+// An asynchronous waiter (Atomics.waitAsync): it joins the FIFO list like a
+// blocking one, but nothing blocks on it. A notify that picks it unlinks it
+// and calls on_notified() — under the shard lock, on the notifier's thread,
+// so it must be quick, must not block and must not call back into the list
+// (post the completion somewhere instead). Owned by its creator, who keeps it
+// alive while it is linked.
+class AsyncWaiter {
+ public:
+  virtual ~AsyncWaiter() = default;
+  virtual void on_notified() noexcept = 0;
+
+ private:
+  friend WaitOutcome enqueue_async(void*, std::size_t, std::uint64_t, AsyncWaiter*) noexcept;
+  friend bool cancel_async(AsyncWaiter*) noexcept;
+  friend struct Shard;
+  Waiter node_;
+};
+
+// Compares like wait_on_address and, if equal, links `w` (kOk: it will get
+// on_notified(), unless cancelled); kNotEqual otherwise, not linked.
+// Any thread. Never blocks (beyond the shard lock). Never allocates.
+WaitOutcome enqueue_async(void* addr, std::size_t width, std::uint64_t expected,
+                          AsyncWaiter* w) noexcept;
+// Unlinks `w` if it is still linked: true if this call did (no
+// on_notified() will come), false if a notify took it first (it came or is
+// coming). Any thread. Never blocks (beyond the shard lock). Never allocates.
+bool cancel_async(AsyncWaiter* w) noexcept;
 
 // One thread's interruption point for waits (see the top). Owned by whoever
 // may interrupt the thread (a worker's shared state); installed on the
