@@ -9,6 +9,7 @@
 // owner) and notified by any. A RawEcho is driven by one benchmark thread.
 #pragma once
 
+#include <benchmark/benchmark.h>
 #include <concurrentqueue/concurrentqueue.h>
 #include <errno.h>  // program_invocation_short_name (GNU)
 #include <pthread.h>
@@ -23,6 +24,7 @@
 #include <utility>
 
 #include "atomics/internal/futex.h"
+#include "channel/value.h"
 
 namespace weave::bench {
 
@@ -199,5 +201,22 @@ class RawEcho {
   std::atomic<bool> stop_{false};
   std::thread echo_;
 };
+
+// The bare round-trip baseline: an int64 Value to RawEcho's echo thread and
+// back, one round trip per iteration, the benchmark thread on kBenchCpu. The
+// twin of both BM_PortPingPong and BM_WorkerRoundTrip; `what` names the
+// benchmark in a failure.
+inline void raw_echo_round_trips(benchmark::State& state, const char* what) {
+  PinScope pin(kBenchCpu);
+  RawEcho<Value> echo;
+  std::int64_t i = 0;
+  for (auto _ : state) {
+    echo.send(Value(i));
+    Value r = echo.receive();
+    if (*r.if_int() != i) die(what);
+    ++i;
+  }
+  state.SetItemsProcessed(state.iterations());  // round trips
+}
 
 }  // namespace weave::bench

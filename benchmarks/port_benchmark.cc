@@ -175,16 +175,7 @@ void BM_PortPingPong(benchmark::State& state) {
 BENCHMARK(BM_PortPingPong)->UseRealTime();
 
 void BM_PortPingPong_Baseline(benchmark::State& state) {
-  PinScope pin(kBenchCpu);
-  RawEcho<Value> echo;
-  std::int64_t i = 0;
-  for (auto _ : state) {
-    echo.send(Value(i));
-    Value r = echo.receive();
-    if (*r.if_int() != i) die("ping-pong baseline: wrong reply");
-    ++i;
-  }
-  state.SetItemsProcessed(state.iterations());
+  bench::raw_echo_round_trips(state, "ping-pong baseline: wrong reply");
 }
 BENCHMARK(BM_PortPingPong_Baseline)->UseRealTime();
 

@@ -96,6 +96,7 @@
 #include "channel/message_port.h"
 #include "channel/value.h"
 #include "loop/event_loop.h"
+#include "tests/thread_state.h"
 #include "workers/worker.h"
 
 extern char** environ;
@@ -196,17 +197,9 @@ void BM_WorkerRoundTrip(benchmark::State& state) {
 }
 BENCHMARK(BM_WorkerRoundTrip)->UseRealTime();
 
+// The same bare baseline as BM_PortPingPong_Baseline.
 void BM_WorkerRoundTrip_Baseline(benchmark::State& state) {
-  PinScope pin(kBenchCpu);
-  RawEcho<Value> echo;
-  std::int64_t i = 0;
-  for (auto _ : state) {
-    echo.send(Value(i));
-    Value r = echo.receive();
-    if (*r.if_int() != i) die("round trip baseline: wrong reply");
-    ++i;
-  }
-  state.SetItemsProcessed(state.iterations());
+  bench::raw_echo_round_trips(state, "round trip baseline: wrong reply");
 }
 BENCHMARK(BM_WorkerRoundTrip_Baseline)->UseRealTime();
 
@@ -227,29 +220,13 @@ struct ThreadInfo {
 // On the measured thread. Makes no allocation, so a bare thread gets no
 // malloc arena of its own from being measured.
 void report_self(ThreadInfo& info) {
-  info.tid = static_cast<pid_t>(::syscall(SYS_gettid));
+  info.tid = proc::current_tid();
   info.self = pthread_self();
   // release: publishes tid and self to the measuring thread's acquire.
   info.ready.store(true, std::memory_order_release);
 }
 
-// The scheduler state of thread `tid` of this process: 'S' asleep in the
-// kernel, 'R' running, ...; 0 if unknown.
-char thread_state(pid_t tid) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/self/task/%d/stat", static_cast<int>(tid));
-  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  char buf[512];
-  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
-  if (n <= 0) return 0;
-  buf[n] = '\0';
-  // "tid (comm) S ...": comm may hold spaces and parentheses; use the last ')'.
-  const char* paren = std::strrchr(buf, ')');
-  if (paren == nullptr || paren[1] == '\0' || paren[2] == '\0') return 0;
-  return paren[2];
-}
+using proc::thread_state;
 
 // Waits until every thread reported itself and then sleeps in the kernel on
 // two checks 5 ms apart: for an idle worker, parked in its loop (a worker

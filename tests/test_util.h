@@ -4,17 +4,14 @@
 #pragma once
 
 #include <dirent.h>
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstddef>
-#include <cstdio>
-#include <cstring>
 #include <thread>
+
+#include "tests/thread_state.h"
 
 namespace weave::testing {
 
@@ -91,26 +88,8 @@ class StartBarrier {
 // state: not a timing assertion.
 inline constexpr auto kHangGuard = std::chrono::seconds(10);
 
-inline pid_t current_tid() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
-
-// The scheduler state of thread `tid` of this process: 'R' running, 'S' asleep
-// in the kernel, ...; 0 if it is gone. Allocates nothing, so polling it does
-// not contend with the observed thread for the allocator.
-inline char thread_state(pid_t tid) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/self/task/%d/stat", static_cast<int>(tid));
-  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  char buf[512];
-  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
-  if (n <= 0) return 0;
-  buf[n] = '\0';
-  // "tid (comm) S ...": comm may hold spaces and parentheses, so use the last ')'.
-  const char* paren = std::strrchr(buf, ')');
-  if (paren == nullptr || paren[1] == '\0' || paren[2] == '\0') return 0;
-  return paren[2];
-}
+using ::weave::proc::current_tid;
+using ::weave::proc::thread_state;
 
 // Waits until thread `tid` sleeps in the kernel. Call it only once that
 // thread signalled, from inside its loop, that it has nothing left to do
