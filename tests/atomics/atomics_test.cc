@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/atomics/waiters.h"
 #include "tests/test_util.h"
 
 namespace weave {
@@ -176,16 +177,7 @@ TEST_F(AtomicsTest, WaitResultStringsAreNodes) {
 
 // ---- wait / notify -------------------------------------------------------
 
-// Spins (yielding) until `n` threads wait on view[i]; false after kHangGuard.
-template <class T>
-bool wait_for_waiters(const SharedView<T>& view, std::size_t i, std::size_t n) {
-  const auto deadline = std::chrono::steady_clock::now() + testing::kHangGuard;
-  while (internal::waiter_count_approx(view, i) < n) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::yield();
-  }
-  return true;
-}
+using testing::wait_for_waiters;
 
 template <class T>
 class WaitTypedTest : public testing::CleanShutdownTest {

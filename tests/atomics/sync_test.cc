@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "atomics/atomics.h"
+#include "tests/atomics/waiters.h"
 #include "tests/test_util.h"
 
 namespace weave {
@@ -27,12 +28,8 @@ using namespace std::chrono_literals;
 // Blocks until `n` threads wait on Int32 word `index` of `sab`: the way a test
 // knows, without sleeping, that threads are parked inside a sync object.
 void wait_for_waiters(const SharedArrayBuffer& sab, std::size_t byte_offset, std::size_t n) {
-  const Int32View word(sab, byte_offset, 1);
-  const auto deadline = std::chrono::steady_clock::now() + testing::kHangGuard;
-  while (internal::waiter_count_approx(word, 0) != n) {
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "waiters never arrived";
-    std::this_thread::yield();
-  }
+  ASSERT_TRUE(testing::wait_for_waiters(Int32View(sab, byte_offset, 1), 0, n))
+      << "waiters never arrived";
 }
 
 class SyncTest : public testing::CleanShutdownTest {};

@@ -13,6 +13,7 @@
 #include "atomics/shared_array_buffer.h"
 #include "atomics/shared_view.h"
 #include "loop/event_loop.h"
+#include "tests/atomics/waiters.h"
 #include "tests/test_util.h"
 
 namespace weave {
@@ -23,16 +24,7 @@ using namespace std::chrono_literals;
 
 class WaitAsyncTest : public testing::CleanShutdownTest {};
 
-// Spins (yielding) until `n` waiters, blocking or asynchronous, are on
-// element i; false after the hang guard.
-bool wait_for_waiters(const Int32View& v, std::size_t i, std::size_t n) {
-  const auto deadline = std::chrono::steady_clock::now() + testing::kHangGuard;
-  while (internal::waiter_count_approx(v, i) != n) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::yield();
-  }
-  return true;
-}
+using testing::wait_for_waiters;
 
 TEST_F(WaitAsyncTest, ADifferentValueIsAnImmediateNotEqualAndTheCallbackNeverRuns) {
   SharedArrayBuffer sab(8);

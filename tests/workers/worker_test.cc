@@ -37,6 +37,7 @@
 #include "channel/message_port.h"
 #include "channel/value.h"
 #include "loop/event_loop.h"
+#include "tests/atomics/waiters.h"
 #include "tests/test_util.h"
 #include "tests/workers/worker_test_util.h"
 
@@ -343,11 +344,7 @@ TEST_F(WorkerTest, TerminateWakesAWorkerBlockedInAtomicsWaitAndItExitsWithCode1)
   log.attach(w);
   w.on_message([&](MessageEvent&) {
     // Terminate once the worker really is in the wait, not before it.
-    const auto deadline = std::chrono::steady_clock::now() + weave::testing::kHangGuard;
-    while (internal::waiter_count_approx(flag, 0) == 0) {
-      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the worker never waited";
-      std::this_thread::yield();
-    }
+    ASSERT_TRUE(weave::testing::wait_for_waiters(flag, 0, 1)) << "the worker never waited";
     (void)w.terminate();
   });
   run_loop();
