@@ -52,25 +52,15 @@ class AsyncWaitNode final : public internal::AsyncWaiter,
 std::shared_ptr<AsyncWaitNode> start_async_wait(void* addr, std::size_t width,
                                                 std::uint64_t expected,
                                                 std::optional<Clock::duration> timeout,
-                                                std::function<void(WaitResult)> on_done,
-                                                WaitResult& immediate) {
+                                                std::function<void(WaitResult)> on_done) {
+  // wait_async has answered a zero timeout itself.
   EventLoop& loop = EventLoop::current();
   auto node = std::make_shared<AsyncWaitNode>(loop.handle(), std::move(on_done));
   node->self_ = node;  // before linking: a notify may take it at once
   if (internal::enqueue_async(addr, width, expected, node.get()) ==
       internal::WaitOutcome::kNotEqual) {
     node->withdraw();
-    immediate = WaitResult::kNotEqual;
     return nullptr;
-  }
-  if (timeout && *timeout <= Clock::duration::zero()) {
-    // Node: a zero timeout on an equal value is { async: false, "timed-out" }.
-    if (internal::cancel_async(node.get())) {
-      node->withdraw();
-      immediate = WaitResult::kTimedOut;
-      return nullptr;
-    }
-    return node;  // a notify took it in between: the callback will say kOk
   }
   if (timeout) {
     std::weak_ptr<AsyncWaitNode> weak = node;

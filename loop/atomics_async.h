@@ -36,11 +36,11 @@ namespace weave::atomics {
 
 namespace detail {
 class AsyncWaitNode;
+// nullptr when the value differed (not linked); the timeout is not zero.
 std::shared_ptr<AsyncWaitNode> start_async_wait(void* addr, std::size_t width,
                                                 std::uint64_t expected,
                                                 std::optional<Clock::duration> timeout,
-                                                std::function<void(WaitResult)> on_done,
-                                                WaitResult& immediate);
+                                                std::function<void(WaitResult)> on_done);
 bool cancel_async_wait(const std::shared_ptr<AsyncWaitNode>& node);
 bool async_wait_pending(const std::shared_ptr<AsyncWaitNode>& node) noexcept;
 }  // namespace detail
@@ -49,6 +49,7 @@ bool async_wait_pending(const std::shared_ptr<AsyncWaitNode>& node) noexcept;
 class AsyncWait {
  public:
   AsyncWait() = default;
+  explicit AsyncWait(std::shared_ptr<detail::AsyncWaitNode> node) : node_(std::move(node)) {}
   // Withdraws the wait if it is still pending: true if it was (its callback
   // will not run, the loop is no longer kept alive for it), false if it had
   // completed. Owner thread only. Never blocks (beyond a short lock).
@@ -58,7 +59,6 @@ class AsyncWait {
   [[nodiscard]] bool pending() const noexcept { return node_ && detail::async_wait_pending(node_); }
 
  private:
-  friend struct WaitAsyncAccess;
   std::shared_ptr<detail::AsyncWaitNode> node_;
 };
 
@@ -67,14 +67,6 @@ struct WaitAsyncResult {
   bool async = false;                        // true: the outcome comes to the callback, on the loop
   WaitResult value = WaitResult::kNotEqual;  // when !async: kNotEqual or kTimedOut
   AsyncWait wait;                            // when async: cancel() / pending()
-};
-
-struct WaitAsyncAccess {
-  static AsyncWait make(std::shared_ptr<detail::AsyncWaitNode> node) {
-    AsyncWait w;
-    w.node_ = std::move(node);
-    return w;
-  }
 };
 
 // Node's Atomics.waitAsync on Int32View / Int64View elements (see the top).
@@ -87,12 +79,16 @@ WaitAsyncResult wait_async(const SharedView<T>& view, std::size_t i,
                            std::function<void(WaitResult)> on_done) {
   detail::check_waitable<T>();
   T* p = view.at(i);  // bounds check first
-  WaitResult immediate = WaitResult::kNotEqual;
+  if (timeout && *timeout <= Clock::duration::zero()) {
+    // Node: with a zero timeout the answer is immediate either way.
+    const bool equal = load(view, i) == expected;
+    return WaitAsyncResult{false, equal ? WaitResult::kTimedOut : WaitResult::kNotEqual, {}};
+  }
   auto node = detail::start_async_wait(p, sizeof(T),
                                        static_cast<std::uint64_t>(detail::to_unsigned(expected)),
-                                       timeout, std::move(on_done), immediate);
-  if (!node) return WaitAsyncResult{false, immediate, AsyncWait()};
-  return WaitAsyncResult{true, WaitResult::kOk, WaitAsyncAccess::make(std::move(node))};
+                                       timeout, std::move(on_done));
+  if (!node) return WaitAsyncResult{false, WaitResult::kNotEqual, AsyncWait()};
+  return WaitAsyncResult{true, WaitResult::kOk, AsyncWait(std::move(node))};
 }
 
 }  // namespace weave::atomics
