@@ -206,8 +206,9 @@ WaitResult wait_impl(const SharedView<T>& view, std::size_t i, T expected,
 }  // namespace detail
 
 // Atomics.wait with no timeout: kNotEqual at once if view[i] != expected,
-// else blocks until a notify wakes this waiter (kOk).
-// Any thread. May block. Never allocates.
+// else blocks until a notify wakes this waiter (kOk). In a worker being
+// terminated, throws WaitInterrupted instead (this and the timed forms).
+// Any thread. May block. Never allocates (but for that exception).
 template <class T>
 [[nodiscard]] WaitResult wait(const SharedView<T>& view, std::size_t i,
                               std::type_identity_t<T> expected) {
