@@ -36,12 +36,6 @@ std::string demangle(const char* mangled) {
   return status == 0 && name ? std::string(name.get()) : std::string(mangled);
 }
 
-// Inside a catch block: the type of the exception being handled.
-std::string current_exception_type_name() {
-  std::type_info* type = abi::__cxa_current_exception_type();
-  return type ? demangle(type->name()) : std::string("unknown");
-}
-
 void request_terminate(WorkerShared& s) noexcept {
   s.terminating.store(true, std::memory_order_seq_cst);  // see WorkerShared: the Dekker pair
   s.stop.request_stop();
@@ -52,6 +46,11 @@ void request_terminate(WorkerShared& s) noexcept {
 }  // namespace
 
 WorkerThread* current_worker_thread() noexcept { return tl_worker; }
+
+std::string current_exception_type_name() {
+  std::type_info* type = abi::__cxa_current_exception_type();
+  return type ? demangle(type->name()) : std::string("unknown");
+}
 
 // --- parent side -------------------------------------------------------------------
 
@@ -70,7 +69,8 @@ class WorkerParent : public std::enable_shared_from_this<WorkerParent> {
   void handle_error(const WorkerError& error);
   void handle_exit(int code);
   void update_keep_alive();
-  void shut_down() noexcept;
+  // detach: let the thread go instead of joining it (abandon_worker).
+  void shut_down(bool detach = false) noexcept;
   [[nodiscard]] bool on_owner_thread() const noexcept {
     return pthread_equal(owner, pthread_self());
   }
@@ -208,7 +208,7 @@ void WorkerParent::update_keep_alive() {
   }
 }
 
-void WorkerParent::shut_down() noexcept {
+void WorkerParent::shut_down(bool detach) noexcept {
   if (detached) return;
   detached = true;
   on_online.reset();
@@ -220,7 +220,14 @@ void WorkerParent::shut_down() noexcept {
   on_error.reset();
   on_exit.reset();
   request_terminate(*shared);
-  join();
+  if (detach && started && !joined) {
+    // The thread holds its own references (WorkerShared, the loops' cores,
+    // a weak one to this): it may outlive every object here.
+    pthread_detach(thread);
+    joined = true;
+  } else {
+    join();
+  }
   keep_alive.reset();
   port = MessagePort();
 }
@@ -538,6 +545,24 @@ void Worker::shut_down() noexcept {
   p_->shut_down();
   p_.reset();
 }
+
+namespace internal {
+bool worker_exit_in_progress() noexcept {
+  WorkerThread* self = tl_worker;
+  return self && self->exit_requested;
+}
+
+std::future<std::optional<int>> abandon_worker(Worker&& worker) {
+  Worker w = std::move(worker);
+  std::future<std::optional<int>> code = w.terminate();
+  if (w.p_) {
+    assert(w.p_->on_owner_thread() && "weave::internal::abandon_worker: owner thread only");
+    w.p_->shut_down(/*detach=*/true);
+    w.p_.reset();
+  }
+  return code;
+}
+}  // namespace internal
 
 #define WEAVE_WORKER_OWNER_ONLY(what)      \
   assert((!p_ || p_->on_owner_thread()) && \

@@ -85,9 +85,23 @@
 
 namespace weave {
 
+class Worker;
+
 namespace internal {
 class WorkerParent;
-}
+// For weave's pool: gives the worker up without waiting for it. It is asked
+// to stop (as by terminate()), no event of it runs any more, and its thread
+// is detached rather than joined: it ends on its own when the code it is
+// stuck in returns. The future holds the exit code once the thread has
+// finished (std::nullopt if it already had). Owner thread only. Never blocks.
+std::future<std::optional<int>> abandon_worker(Worker&& worker);
+// True on a worker thread while this_worker::exit() unwinds its stack: code
+// that catches everything (a pool running a task) rethrows then. Never blocks.
+[[nodiscard]] bool worker_exit_in_progress() noexcept;
+// Inside a catch block: the demangled type of the exception being handled
+// ("std::runtime_error", "int"). Allocates.
+[[nodiscard]] std::string current_exception_type_name();
+}  // namespace internal
 
 // Limits on a worker's resources (Node's resourceLimits).
 struct ResourceLimits {
@@ -254,6 +268,7 @@ class Worker {
   Worker& on_message_decoded(std::function<Status(MessageEvent&)> handler);
   void start(Entry entry, WorkerOptions options);
   void shut_down() noexcept;
+  friend std::future<std::optional<int>> internal::abandon_worker(Worker&& worker);
 
   std::shared_ptr<internal::WorkerParent> p_;
 };

@@ -1,0 +1,1407 @@
+// weave::Pool. How it is put together:
+//
+//   run() ──► queue (moodycamel, records by pointer) ──► worker's PoolSource
+//     │                                                   (a hot LoopSource on
+//     └─ wakes one parked worker, if any                   the worker's loop)
+//
+// - The caller enqueues a TaskRecord and, only if a worker is parked, wakes
+//   one (the idle list). Workers take tasks straight from the queue inside
+//   their own loop's turn; a worker that just ran tasks stays hot (polled
+//   every turn and while spinning) and registers as idle only when its loop
+//   is about to park. The handshake is the loop's hot-source protocol: the
+//   caller's enqueue + light_barrier + load of the sleeper count against the
+//   worker's idle registration + the loop's heavy_barrier + its check of the
+//   queue (atomics/internal/barrier.h): a post never pays a fence.
+// - The supervisor, a thread of the pool's own running an EventLoop, owns
+//   the Worker objects: their error and exit events, growth, retirement,
+//   replacement, timeouts and cancel grace periods. Nothing on a task's path
+//   goes through it unless the task has a timeout or is cancelled while
+//   running.
+// - A record's state word decides every race (pool/internal/task_record.h);
+//   outstanding_ counts accepted, unsettled tasks, for drain(), destroy()
+//   and the max_queue bound.
+#include "pool/pool.h"
+
+#include <concurrentqueue/concurrentqueue.h>
+#include <pthread.h>
+
+#include <algorithm>
+#include <cassert>
+#include <climits>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "atomics/internal/barrier.h"
+#include "atomics/internal/cache_line.h"
+#include "atomics/atomics.h"
+#include "atomics/internal/futex.h"
+#include "channel/status.h"
+#include "pool/internal/histogram.h"
+#include "workers/arena.h"
+
+namespace weave {
+
+namespace internal {
+
+namespace {
+
+std::int64_t now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::uint64_t ns_between(Clock::time_point a, Clock::time_point b) noexcept {
+  const auto d = std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count();
+  return d > 0 ? static_cast<std::uint64_t>(d) : 0;
+}
+
+// A test-and-set lock for sections of a few instructions (never a system
+// call inside, except LoopCore::schedule's rare wake-up).
+class SpinLock {
+ public:
+  void lock() noexcept {
+    for (int spins = 0; flag_.exchange(true, std::memory_order_acquire); ++spins) {
+      while (flag_.load(std::memory_order_relaxed)) {
+        if (spins++ < 128) {
+          cpu_relax();
+        } else {
+          std::this_thread::yield();
+        }
+      }
+    }
+  }
+  void unlock() noexcept { flag_.store(false, std::memory_order_release); }
+
+ private:
+  std::atomic<bool> flag_{false};
+};
+
+void bump(std::atomic<std::uint64_t>& c) noexcept {
+  c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+struct Counts {
+  std::atomic<std::uint64_t> completed{0};
+  std::atomic<std::uint64_t> failed{0};
+  std::atomic<std::uint64_t> cancelled{0};
+  std::atomic<std::uint64_t> timed_out{0};
+};
+
+}  // namespace
+
+// Thrown inside a named task's body when its result cannot be cloned.
+struct ResultCloneError {
+  Status status;
+};
+
+// --- records -----------------------------------------------------------------------
+
+TaskRecord::~TaskRecord() = default;
+
+bool TaskRecord::wait(std::optional<std::chrono::nanoseconds> timeout) const {
+  for (int i = 0; i < 512; ++i) {
+    if (settled()) return true;
+    cpu_relax();
+  }
+  const auto deadline = timeout ? std::optional(Clock::now() + *timeout) : std::nullopt;
+  for (;;) {
+    std::uint32_t s = state_.load(std::memory_order_acquire);
+    if ((s & kPhaseMask) == kSettled) return true;
+    if (!(s & kWaiter)) {
+      if (!state_.compare_exchange_weak(s, s | kWaiter, std::memory_order_acq_rel)) continue;
+      s |= kWaiter;
+    }
+    std::optional<std::chrono::nanoseconds> left;
+    if (deadline) {
+      const auto now = Clock::now();
+      if (now >= *deadline) return settled();
+      left = std::chrono::duration_cast<std::chrono::nanoseconds>(*deadline - now);
+    }
+    futex_wait(state_, s, left);
+  }
+}
+
+bool TaskRecord::try_start() noexcept {
+  std::uint32_t s = state_.load(std::memory_order_relaxed);
+  do {
+    if ((s & kPhaseMask) != kQueued) return false;
+  } while (!state_.compare_exchange_weak(s, (s & ~kPhaseMask) | kRunning,
+                                         std::memory_order_acq_rel));
+  return true;
+}
+
+bool TaskRecord::request_cancel() noexcept {
+  std::uint32_t s = state_.load(std::memory_order_relaxed);
+  do {
+    if ((s & kPhaseMask) != kRunning || (s & kCancelRequested)) return false;
+  } while (!state_.compare_exchange_weak(s, s | kCancelRequested, std::memory_order_acq_rel));
+  return true;
+}
+
+bool TaskRecord::settle(std::unique_ptr<TaskError> error) noexcept {
+  std::uint32_t s = state_.load(std::memory_order_relaxed);
+  do {
+    const std::uint32_t phase = s & kPhaseMask;
+    if (phase == kSettled || phase == kSettling) return false;
+  } while (!state_.compare_exchange_weak(s, (s & ~kPhaseMask) | kSettling,
+                                         std::memory_order_acq_rel));
+  error_ = std::move(error);
+  // kSettling (3) -> kSettled (2); release publishes the outcome, and the
+  // flags set meanwhile come back in `old`.
+  const std::uint32_t old = state_.fetch_and(~std::uint32_t{1}, std::memory_order_acq_rel);
+  if (old & kWaiter) futex_wake(state_, INT_MAX);
+  if (old & kThen) {
+    try {
+      (void)then_loop_.post(std::move(then_));
+    } catch (...) {
+      // Out of memory posting the continuation: it is dropped with its loop's
+      // keep-alive below; the future itself is settled.
+    }
+    then_keep_alive_.reset();
+  }
+  return true;
+}
+
+void TaskRecord::on_settled(Task fn) {
+  then_ = std::move(fn);
+  then_loop_ = EventLoop::current().handle();
+  then_keep_alive_ = then_loop_.keep_alive();
+  std::uint32_t s = state_.load(std::memory_order_acquire);
+  for (;;) {
+    if ((s & kPhaseMask) == kSettled) {
+      (void)then_loop_.post(std::move(then_));
+      then_keep_alive_.reset();
+      return;
+    }
+    if (state_.compare_exchange_weak(s, s | kThen, std::memory_order_acq_rel)) return;
+  }
+}
+
+std::unique_ptr<TaskError> make_task_error(TaskErrc errc, std::string message,
+                                           std::string type_name, std::string code) {
+  if (code.empty()) {
+    switch (errc) {
+      case TaskErrc::kThrew: code = "ERR_TASK_THREW"; break;
+      case TaskErrc::kCancelled: code = "ABORT_ERR"; break;
+      case TaskErrc::kTimedOut: code = "ERR_TASK_TIMEOUT"; break;
+      case TaskErrc::kQueueFull: code = "ERR_QUEUE_FULL"; break;
+      case TaskErrc::kPoolClosed: code = "ERR_POOL_CLOSED"; break;
+      case TaskErrc::kWorkerDied: code = "ERR_WORKER_EXITED"; break;
+      case TaskErrc::kNotFound: code = "ERR_TASK_NOT_FOUND"; break;
+      case TaskErrc::kDataClone: code = "ERR_DATA_CLONE"; break;
+      case TaskErrc::kNotCompleted: code = "ERR_TASK_NOT_COMPLETED"; break;
+    }
+  }
+  return std::make_unique<TaskError>(errc, std::move(code), std::move(type_name), message);
+}
+
+namespace {
+std::unique_ptr<TaskError> cancelled_error(TaskErrc why) {
+  return make_task_error(why, why == TaskErrc::kTimedOut
+                                  ? "weave::Pool: the task timed out"
+                                  : "weave::Pool: the task was cancelled");
+}
+}  // namespace
+
+// --- the pool's core ------------------------------------------------------------------
+
+// One worker of the pool, shared by the supervisor (which owns its Worker)
+// and the worker's thread (whose loop runs `source`).
+struct alignas(kFalseSharingSpan) WorkerSlot {
+  PoolCore* pool = nullptr;
+  int number = 0;
+
+  // --- the worker's thread -------------------------------------------------------------
+  std::optional<moodycamel::ConsumerToken> token;
+  std::shared_ptr<class PoolSource> source;
+  LoopCore* loop_core = nullptr;  // set before the slot can be listed idle
+  std::size_t in_flight_count = 0;
+  // Single-writer counters and histograms, read by metrics().
+  Counts counts;
+  std::atomic<std::uint64_t> started{0};
+  std::atomic<std::int64_t> running{0};
+  Histogram run_time;
+  Histogram wait_time;
+  std::atomic<std::int64_t> last_active_ns{0};
+
+  // --- guarded by `mu` (any thread) ----------------------------------------------------
+  // Taken by the worker to start and finish a task, by cancellers and by the
+  // supervisor: never held across user code.
+  SpinLock mu;
+  std::vector<TaskRecordRef> in_flight;
+  // The stop source of tasks run one at a time; replaced after a cancellation.
+  std::stop_source stop;
+  std::stop_token stop_token;  // of `stop`; the worker reads it unlocked
+
+  // --- flags (any thread) --------------------------------------------------------------
+  std::atomic<bool> abandoned{false};
+  std::atomic<bool> retiring{false};
+  bool listed_idle = false;  // guarded by the pool's idle lock
+
+  // --- the supervisor ------------------------------------------------------------------
+  std::optional<Worker> worker;
+  std::optional<WorkerError> error;
+  int thread_id = 0;
+  LoopHandle loop;  // the worker's; published by its first task (see start)
+};
+
+class PoolCore : public std::enable_shared_from_this<PoolCore> {
+ public:
+  explicit PoolCore(PoolOptions o);
+
+  // --- submission (any thread) ----------------------------------------------------------
+  // `prepare` (may be null) runs once the task is admitted, before it is
+  // queued: a named task clones its args there, so a refused task detaches
+  // nothing. A failed Status fails the task with kDataClone.
+  void submit(const TaskRecordRef& rec, RunOptions& options,
+              const std::function<Status()>* prepare);
+  void wake_or_grow() noexcept;
+
+  // --- settling ------------------------------------------------------------------------
+  // Settles `rec` (from any thread other than a worker finishing its own task)
+  // and accounts for it. False if it had settled already.
+  bool settle_elsewhere(TaskRecord& rec, std::unique_ptr<TaskError> error, int thread_id = 0);
+  // What every settle does after winning: counters, hooks, waiters.
+  void after_settle(TaskRecord& rec, Counts& counts, int thread_id, bool ran) noexcept;
+  void cancel_queued_all();
+
+  // --- idle workers --------------------------------------------------------------------
+  void list_idle(WorkerSlot& slot) noexcept;
+  void unlist_idle(WorkerSlot& slot) noexcept;
+
+  // --- supervisor thread ---------------------------------------------------------------
+  void spawn();
+  void handle_exit(const std::shared_ptr<WorkerSlot>& slot, int code);
+  void abandon(const std::shared_ptr<WorkerSlot>& slot, TaskRecord* cancelled);
+  void check_idle();
+  void begin_shutdown();
+  void finish_shutdown();
+  void request_spawn() noexcept;
+  bool post_to_supervisor(Task task) noexcept;
+
+  void wait_idle(std::optional<Clock::time_point> deadline);
+  PoolMetrics metrics();
+
+  const PoolOptions opt;
+  const std::size_t min_threads;
+  const std::size_t max_threads;
+  const std::size_t concurrency;
+  const Clock::time_point started_at = Clock::now();
+
+  // What run() writes: its own line.
+  alignas(kFalseSharingSpan) moodycamel::ConcurrentQueue<TaskRecord*> queue;
+  alignas(kFalseSharingSpan) std::atomic<std::int64_t> outstanding{0};
+  std::atomic<std::uint64_t> next_id{1};
+  // Workers parked with their source armed, and the lock of the list.
+  alignas(kFalseSharingSpan) std::atomic<int> sleepers{0};
+  SpinLock idle_mu;
+  std::vector<WorkerSlot*> idle;
+  // Read on every run(): live workers and the flags, rarely written.
+  alignas(kFalseSharingSpan) std::atomic<std::int64_t> live{0};
+  std::atomic<bool> closed{false};
+  std::atomic<bool> destroying{false};
+  std::atomic<bool> spawn_requested{false};
+
+  // Blocked in drain() or at max_queue under kWait.
+  std::atomic<int> waiters{0};
+  std::mutex wait_mu;
+  std::condition_variable wait_cv;
+
+  // Settled by something other than the task's worker.
+  Counts other_counts;
+  std::atomic<std::uint64_t> rejected{0};
+  std::atomic<std::uint64_t> started_elsewhere{0};
+  std::atomic<std::uint64_t> workers_started{0};
+  std::atomic<std::uint64_t> workers_retired{0};
+  std::atomic<std::uint64_t> workers_replaced{0};
+
+  // The supervisor's: its loop, and what it owns. slots_mu guards the slot
+  // lists for readers on other threads (metrics, cancellers); the
+  // supervisor alone changes them.
+  LoopHandle supervisor;
+  KeepAlive supervisor_keep_alive;  // released by finish_shutdown
+  std::thread supervisor_thread;
+  std::mutex slots_mu;
+  std::vector<std::shared_ptr<WorkerSlot>> slots;
+  std::vector<std::pair<std::shared_ptr<WorkerSlot>, std::future<std::optional<int>>>> abandoned;
+  Counts retired_counts;  // of slots that are gone (their counters folded in)
+  Histogram::Totals retired_run_time;
+  Histogram::Totals retired_wait_time;
+  std::uint64_t retired_started = 0;
+  Histogram elsewhere_run_time;  // supervisor only: tasks cancelled past grace
+  Timer idle_timer;
+  int next_number = 1;
+};
+
+namespace {
+
+std::size_t hardware_threads() {
+  const unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : n;
+}
+
+[[noreturn]] void invalid(const std::string& what) {
+  throw std::invalid_argument("weave::Pool: " + what);
+}
+
+PoolOptions validated(PoolOptions o) {
+  const std::size_t max = o.max_threads.value_or(hardware_threads());
+  if (max < 1 || max > PoolOptions::kMaxThreads) {
+    invalid("options.max_threads must be between 1 and " +
+            std::to_string(PoolOptions::kMaxThreads) + "; got " + std::to_string(max));
+  }
+  const std::size_t min = o.min_threads.value_or(std::min(max, hardware_threads()));
+  if (min > max) {
+    invalid("options.min_threads (" + std::to_string(min) + ") must be at most max_threads (" +
+            std::to_string(max) + ")");
+  }
+  if (o.concurrent_tasks_per_worker < 1 ||
+      o.concurrent_tasks_per_worker > PoolOptions::kMaxConcurrentTasks) {
+    invalid("options.concurrent_tasks_per_worker must be between 1 and " +
+            std::to_string(PoolOptions::kMaxConcurrentTasks) + "; got " +
+            std::to_string(o.concurrent_tasks_per_worker));
+  }
+  if (o.idle_timeout < std::chrono::milliseconds(1)) {
+    invalid("options.idle_timeout must be at least 1 ms");
+  }
+  if (o.cancel_grace < std::chrono::milliseconds(1)) {
+    invalid("options.cancel_grace must be at least 1 ms");
+  }
+  if (o.name.size() + 16 > WorkerOptions::kMaxNameBytes || o.name.find('\0') != std::string::npos) {
+    invalid("options.name must be at most " + std::to_string(WorkerOptions::kMaxNameBytes - 16) +
+            " bytes with no NUL byte");
+  }
+  const ResourceLimits& r = o.resource_limits;
+  if (r.max_arena_bytes > ResourceLimits::kMaxArenaBytes ||
+      (r.stack_size_bytes != 0 && (r.stack_size_bytes < ResourceLimits::kMinStackBytes ||
+                                   r.stack_size_bytes > ResourceLimits::kMaxStackBytes))) {
+    invalid("options.resource_limits are out of range (see weave::ResourceLimits)");
+  }
+  if (Result<Value> c = structured_clone(o.worker_data); !c) {
+    invalid("options.worker_data cannot be cloned: " + c.status().message());
+  }
+  o.min_threads = min;
+  o.max_threads = max;
+  return o;
+}
+
+}  // namespace
+
+PoolCore::PoolCore(PoolOptions o)
+    : opt(validated(std::move(o))),
+      min_threads(*opt.min_threads),
+      max_threads(*opt.max_threads),
+      concurrency(opt.concurrent_tasks_per_worker) {}
+
+// The worker's side: a hot source on its loop that takes tasks from the queue.
+class PoolSource final : public LoopSource {
+ public:
+  PoolSource(std::shared_ptr<PoolCore> pool, std::shared_ptr<WorkerSlot> slot)
+      : pool_(std::move(pool)), slot_(std::move(slot)) {}
+
+  void dispatch(EventLoop& loop) override;
+  bool poll() noexcept override {
+    return has_room() && pool_->queue.size_approx() > 0 && !slot_->abandoned.load(std::memory_order_relaxed);
+  }
+  void arm_begin() noexcept override {
+    if (has_room()) pool_->list_idle(*slot_);
+  }
+  bool arm_end() noexcept override {
+    if (!has_room() || pool_->queue.size_approx() == 0) return true;
+    pool_->unlist_idle(*slot_);
+    return false;
+  }
+  void on_loop_destroyed() noexcept override { pool_->unlist_idle(*slot_); }
+
+  // A deferred task of this worker settled: a slot may be free again.
+  void slot_freed(EventLoop& loop) { loop.mark_hot(this); }
+  void run_one(TaskRecord* rec);
+  void finish(TaskRecord& rec, std::unique_ptr<TaskError> error, const std::stop_token& token);
+  [[nodiscard]] const std::shared_ptr<WorkerSlot>& slot() const noexcept { return slot_; }
+  [[nodiscard]] const std::shared_ptr<PoolCore>& pool() const noexcept { return pool_; }
+
+ private:
+  [[nodiscard]] bool has_room() const noexcept {
+    return slot_->in_flight_count < pool_->concurrency;
+  }
+
+  std::shared_ptr<PoolCore> pool_;
+  std::shared_ptr<WorkerSlot> slot_;
+};
+
+void PoolCore::list_idle(WorkerSlot& slot) noexcept {
+  std::lock_guard<SpinLock> lock(idle_mu);
+  if (slot.listed_idle || slot.retiring.load(std::memory_order_relaxed)) return;
+  slot.listed_idle = true;
+  idle.push_back(&slot);
+  sleepers.store(static_cast<int>(idle.size()), std::memory_order_relaxed);
+}
+
+void PoolCore::unlist_idle(WorkerSlot& slot) noexcept {
+  std::lock_guard<SpinLock> lock(idle_mu);
+  if (!slot.listed_idle) return;
+  slot.listed_idle = false;
+  std::erase(idle, &slot);
+  sleepers.store(static_cast<int>(idle.size()), std::memory_order_relaxed);
+}
+
+void PoolCore::wake_or_grow() noexcept {
+  // The fast side of the handshake with list_idle + the loop's heavy
+  // barrier + arm_end (see the top of this file).
+  light_barrier();
+  if (sleepers.load(std::memory_order_relaxed) > 0) {
+    std::lock_guard<SpinLock> lock(idle_mu);
+    if (!idle.empty()) {
+      WorkerSlot* s = idle.back();
+      idle.pop_back();
+      s->listed_idle = false;
+      sleepers.store(static_cast<int>(idle.size()), std::memory_order_relaxed);
+      // Under the lock: a worker unlists itself under it before its loop
+      // (and the source) can go away.
+      s->loop_core->schedule(s->source.get());
+      return;
+    }
+  }
+  if (static_cast<std::size_t>(live.load(std::memory_order_relaxed)) < max_threads) {
+    request_spawn();
+  }
+}
+
+void PoolCore::request_spawn() noexcept {
+  if (spawn_requested.load(std::memory_order_relaxed) ||
+      spawn_requested.exchange(true, std::memory_order_acq_rel)) {
+    return;
+  }
+  if (!post_to_supervisor([self = shared_from_this()] {
+        self->spawn_requested.store(false, std::memory_order_release);
+        if (self->destroying.load(std::memory_order_acquire)) return;
+        const auto n = static_cast<std::size_t>(self->live.load(std::memory_order_relaxed));
+        if (n < self->max_threads && (n < self->min_threads || self->queue.size_approx() > 0)) {
+          self->spawn();
+        }
+      })) {
+    spawn_requested.store(false, std::memory_order_release);
+  }
+}
+
+bool PoolCore::post_to_supervisor(Task task) noexcept {
+  try {
+    return supervisor.post(std::move(task));
+  } catch (...) {
+    return false;  // out of memory: the supervisor's periodic check catches up
+  }
+}
+
+void PoolCore::submit(const TaskRecordRef& rec, RunOptions& options,
+                      const std::function<Status()>* prepare) {
+  rec->queued_at = Clock::now();
+  auto refuse = [&](TaskErrc errc, std::string message) {
+    (void)rec->settle(make_task_error(errc, std::move(message)));
+    rec->drop_payload();
+    rejected.fetch_add(1, std::memory_order_relaxed);
+  };
+  if (closed.load(std::memory_order_acquire)) {
+    return refuse(TaskErrc::kPoolClosed, "weave::Pool: the pool is closed");
+  }
+  // Admission: at most max_threads x concurrency running plus max_queue waiting.
+  if (opt.max_queue == PoolOptions::kUnbounded) {
+    outstanding.fetch_add(1, std::memory_order_acq_rel);
+  } else {
+    const auto limit = static_cast<std::int64_t>(
+        std::min<std::size_t>(opt.max_queue, (std::size_t{1} << 40)) + max_threads * concurrency);
+    std::int64_t n = outstanding.load(std::memory_order_relaxed);
+    for (;;) {
+      if (n < limit) {
+        if (outstanding.compare_exchange_weak(n, n + 1, std::memory_order_acq_rel)) break;
+        continue;
+      }
+      QueueFullAction action = opt.queue_full;
+      if (opt.on_queue_full) {
+        const auto waiting = static_cast<std::size_t>(std::max<std::int64_t>(
+            0, n - static_cast<std::int64_t>(max_threads * concurrency)));
+        action = opt.on_queue_full(QueueFullInfo{rec->id(), rec->name(), waiting, opt.max_queue});
+      }
+      if (action == QueueFullAction::kReject) {
+        return refuse(TaskErrc::kQueueFull,
+                      "weave::Pool: the queue is full (max_queue = " +
+                          std::to_string(opt.max_queue) + ")");
+      }
+      if (action == QueueFullAction::kDropOldest) {
+        TaskRecord* old = nullptr;
+        bool evicted = false;
+        while (!evicted && queue.try_dequeue(old)) {
+          evicted = settle_elsewhere(*old, make_task_error(TaskErrc::kQueueFull,
+                                                           "weave::Pool: evicted from a full "
+                                                           "queue by a newer task"));
+          old->release();
+        }
+        if (!evicted) {
+          return refuse(TaskErrc::kQueueFull,
+                        "weave::Pool: the queue is full and no task is waiting to evict");
+        }
+        n = outstanding.load(std::memory_order_relaxed);
+        continue;
+      }
+      // kWait: until a settle makes room, the pool closes or the task is cancelled.
+      waiters.fetch_add(1, std::memory_order_seq_cst);
+      {
+        std::unique_lock<std::mutex> lock(wait_mu);
+        wait_cv.wait_for(lock, std::chrono::milliseconds(50), [&] {
+          return outstanding.load(std::memory_order_seq_cst) < limit ||
+                 closed.load(std::memory_order_acquire) || options.signal.stop_requested() ||
+                 (options.timeout && Clock::now() - rec->queued_at >= *options.timeout);
+        });
+      }
+      waiters.fetch_sub(1, std::memory_order_relaxed);
+      if (closed.load(std::memory_order_acquire)) {
+        return refuse(TaskErrc::kPoolClosed, "weave::Pool: the pool closed while run() waited");
+      }
+      if (options.signal.stop_requested()) {
+        (void)rec->settle(cancelled_error(TaskErrc::kCancelled));
+        rec->drop_payload();
+        other_counts.cancelled.fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
+      if (options.timeout && Clock::now() - rec->queued_at >= *options.timeout) {
+        (void)rec->settle(cancelled_error(TaskErrc::kTimedOut));
+        rec->drop_payload();
+        other_counts.timed_out.fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
+      n = outstanding.load(std::memory_order_relaxed);
+    }
+  }
+
+  // Accepted: from here on, every path settles through after_settle.
+  if (prepare) {
+    if (Status st = (*prepare)(); !st) {
+      (void)settle_elsewhere(*rec, make_task_error(TaskErrc::kDataClone,
+                                                   "weave::Pool: the args cannot be sent: " +
+                                                       st.message()));
+      return;
+    }
+  }
+  if (opt.hooks.on_queue) {
+    try {
+      opt.hooks.on_queue(TaskEvent{rec->id(), rec->name()});
+    } catch (...) {
+    }
+  }
+  if (options.signal.stop_possible()) {
+    TaskRecord* raw = rec.get();
+    rec->signal_callback = std::make_unique<std::stop_callback<std::function<void()>>>(
+        options.signal, std::function<void()>([pool = shared_from_this(), raw] {
+          (void)cancel_task(*pool, *raw, TaskErrc::kCancelled);
+        }));
+    if (rec->settled()) return;  // the signal was already requested
+  }
+  if (options.timeout) {
+    rec->timed = true;
+    const Clock::time_point due = rec->queued_at + *options.timeout;
+    TaskRecordRef ref = rec;
+    if (!post_to_supervisor([pool = shared_from_this(), ref = std::move(ref), due]() mutable {
+          if (ref->settled()) return;
+          TaskRecord* raw = ref.get();
+          ref->timeout_timer = EventLoop::current().set_timeout(
+              due - Clock::now(), [pool, ref = std::move(ref)] {
+                (void)cancel_task(*pool, *ref, TaskErrc::kTimedOut);
+              });
+          (void)raw;
+        })) {
+      // The supervisor is gone (destroy() ran meanwhile): settle below.
+    }
+  }
+  rec->add_ref();  // the queue's reference
+  if (!queue.enqueue(rec.get())) {
+    rec->release();
+    (void)settle_elsewhere(*rec, make_task_error(TaskErrc::kThrew, "weave::Pool: out of memory",
+                                                 "std::bad_alloc"));
+    return;
+  }
+  // destroy() may have drained the queue just before this enqueue.
+  if (destroying.load(std::memory_order_seq_cst)) cancel_queued_all();
+  wake_or_grow();
+}
+
+void PoolCore::after_settle(TaskRecord& rec, Counts& counts, int thread_id, bool ran) noexcept {
+  const TaskError* e = rec.error();
+  std::atomic<std::uint64_t>& c = !e                                  ? counts.completed
+                                  : e->errc() == TaskErrc::kCancelled ? counts.cancelled
+                                  : e->errc() == TaskErrc::kTimedOut  ? counts.timed_out
+                                  : e->errc() == TaskErrc::kQueueFull ? rejected
+                                                                      : counts.failed;
+  // A worker's own counters have one writer; the shared ones take an RMW.
+  if (ran && &c != &rejected) {
+    bump(c);
+  } else {
+    c.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (opt.hooks.on_finish) {
+    TaskEvent ev{rec.id(), rec.name()};
+    ev.thread_id = thread_id;
+    if (rec.started_at != Clock::time_point{}) {
+      ev.wait_time = rec.started_at - rec.queued_at;
+      ev.run_time = Clock::now() - rec.started_at;
+    }
+    ev.error = e;
+    try {
+      opt.hooks.on_finish(ev);
+    } catch (...) {
+    }
+  }
+  if (rec.timed) {
+    TaskRecordRef ref(&rec);
+    rec.add_ref();
+    (void)post_to_supervisor([ref = std::move(ref)] { ref->timeout_timer.cancel(); });
+  }
+  // seq_cst, with the load of `waiters`: pairs with wait_idle()/kWait's
+  // increment and re-check (both sides RMW or seq_cst: one sees the other).
+  outstanding.fetch_sub(1, std::memory_order_seq_cst);
+  if (waiters.load(std::memory_order_seq_cst) > 0) {
+    std::lock_guard<std::mutex> lock(wait_mu);
+    wait_cv.notify_all();
+  }
+}
+
+bool PoolCore::settle_elsewhere(TaskRecord& rec, std::unique_ptr<TaskError> error, int thread_id) {
+  const bool was_queued = rec.phase() == TaskRecord::kQueued;
+  if (!rec.settle(std::move(error))) return false;
+  if (was_queued) rec.drop_payload();
+  after_settle(rec, other_counts, thread_id, false);
+  return true;
+}
+
+void PoolCore::cancel_queued_all() {
+  TaskRecord* rec = nullptr;
+  while (queue.try_dequeue(rec)) {
+    (void)settle_elsewhere(*rec, cancelled_error(TaskErrc::kCancelled));
+    rec->release();
+  }
+}
+
+// --- the worker's side ----------------------------------------------------------------
+
+void PoolSource::dispatch(EventLoop& loop) {
+  WorkerSlot& s = *slot_;
+  PoolCore& p = *pool_;
+  if (s.listed_idle) p.unlist_idle(s);  // woken some other way than through the list
+  // A bounded batch, so the loop's timers and other sources get their turn.
+  for (int budget = 256; budget > 0; --budget) {
+    if (s.abandoned.load(std::memory_order_relaxed) || !has_room()) return;
+    TaskRecord* rec = nullptr;
+    if (!p.queue.try_dequeue(*s.token, rec)) {
+      s.last_active_ns.store(now_ns(), std::memory_order_relaxed);
+      loop.mark_hot(this);  // dry: stay hot, polled until the loop parks
+      return;
+    }
+    run_one(rec);
+  }
+  loop.mark_hot(this);  // more may wait: back after the loop's other work
+}
+
+void PoolSource::run_one(TaskRecord* raw) {
+  TaskRecordRef rec(raw);  // adopts the queue's reference
+  WorkerSlot& s = *slot_;
+  PoolCore& p = *pool_;
+  rec->slot = &s;
+  const bool own_stop = p.concurrency > 1;
+  if (own_stop) rec->stop = std::stop_source();
+  if (!rec->try_start()) return;  // cancelled while queued: settled already
+  bump(s.started);
+  s.running.store(s.running.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  rec->started_at = Clock::now();
+  s.wait_time.record(ns_between(rec->queued_at, rec->started_at));
+  {
+    std::lock_guard<SpinLock> lock(s.mu);
+    s.in_flight.push_back(rec);
+  }
+  ++s.in_flight_count;
+  if (p.opt.hooks.on_start) {
+    TaskEvent ev{rec->id(), rec->name()};
+    ev.thread_id = s.thread_id;
+    ev.wait_time = rec->started_at - rec->queued_at;
+    try {
+      p.opt.hooks.on_start(ev);
+    } catch (...) {
+    }
+  }
+  std::stop_token own_token;
+  if (own_stop) own_token = rec->stop.get_token();
+  const std::stop_token& token = own_stop ? own_token : s.stop_token;
+  TaskContext ctx(*rec, token, &s);
+  std::unique_ptr<TaskError> error;
+  try {
+    rec->invoke(ctx);
+  } catch (const ArenaOutOfMemory&) {
+    throw;  // the worker dies; the supervisor fails its tasks with its error
+  } catch (const weave::atomics::WaitInterrupted&) {
+    throw;  // the worker is being terminated
+  } catch (const ResultCloneError& e) {
+    error = make_task_error(TaskErrc::kDataClone,
+                            "weave::Pool: the task's result cannot be cloned: " + e.status.message());
+  } catch (const std::exception& e) {
+    error = make_task_error(TaskErrc::kThrew, e.what(), current_exception_type_name());
+  } catch (...) {
+    if (worker_exit_in_progress()) throw;  // this_worker::exit(): the worker ends
+    error = make_task_error(TaskErrc::kThrew, "", current_exception_type_name());
+  }
+  if (ctx.deferred() && !error) return;  // its TaskCompletion finishes it
+  finish(*rec, std::move(error), token);
+}
+
+void PoolSource::finish(TaskRecord& rec, std::unique_ptr<TaskError> error,
+                        const std::stop_token& token) {
+  WorkerSlot& s = *slot_;
+  PoolCore& p = *pool_;
+  const bool cancel_asked = rec.cancel_requested() || token.stop_requested();
+  if (cancel_asked) {
+    const auto why = static_cast<TaskErrc>(rec.cancel_reason.load(std::memory_order_acquire));
+    error = cancelled_error(why == TaskErrc::kTimedOut ? TaskErrc::kTimedOut : TaskErrc::kCancelled);
+  }
+  const Clock::time_point end = Clock::now();
+  if (rec.settle(std::move(error))) {
+    s.run_time.record(ns_between(rec.started_at, end));
+    p.after_settle(rec, s.counts, s.thread_id, true);
+  }
+  s.last_active_ns.store(now_ns(), std::memory_order_relaxed);
+  s.running.store(s.running.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  --s.in_flight_count;
+  TaskRecordRef keep;
+  {
+    std::lock_guard<SpinLock> lock(s.mu);
+    auto it = std::find_if(s.in_flight.begin(), s.in_flight.end(),
+                           [&](const TaskRecordRef& r) { return r.get() == &rec; });
+    if (it != s.in_flight.end()) {
+      keep = std::move(*it);
+      s.in_flight.erase(it);
+    }
+    if (cancel_asked && p.concurrency == 1 && s.stop.stop_requested()) {
+      // The next task gets a fresh token: this one stays requested.
+      s.stop = std::stop_source();
+      s.stop_token = s.stop.get_token();
+    }
+  }
+}
+
+// --- the supervisor ---------------------------------------------------------------------
+
+namespace {
+
+std::unique_ptr<TaskError> died_error(const WorkerSlot& slot, int code) {
+  if (slot.error) {
+    return make_task_error(TaskErrc::kWorkerDied, slot.error->message, slot.error->type_name,
+                           slot.error->code);
+  }
+  return make_task_error(TaskErrc::kWorkerDied,
+                         "weave::Pool: the worker exited with code " + std::to_string(code));
+}
+
+// Runs on the worker's thread: the source on its loop, and the idle check.
+void worker_entry(const std::shared_ptr<PoolCore>& pool, const std::shared_ptr<WorkerSlot>& slot) {
+  EventLoop& loop = EventLoop::current();
+  slot->token.emplace(pool->queue);
+  auto source = std::make_shared<PoolSource>(pool, slot);
+  slot->source = source;
+  slot->loop_core = &loop.core();
+  slot->last_active_ns.store(now_ns(), std::memory_order_relaxed);
+  loop.add_source(source, /*refed=*/true);
+  loop.mark_hot(source.get());
+  if (pool->min_threads == pool->max_threads) return;
+  // Retirement: checked a few times per idle_timeout; unref'd, so it never
+  // keeps the worker up by itself.
+  const auto period = std::max<Clock::duration>(
+      std::chrono::milliseconds(1),
+      std::min<Clock::duration>(pool->opt.idle_timeout / 4, std::chrono::milliseconds(250)));
+  auto timer = std::make_shared<Timer>();
+  *timer = loop.set_interval(period, [pool, slot, timer, raw = source.get()] {
+    PoolCore& p = *pool;
+    WorkerSlot& s = *slot;
+    if (s.in_flight_count != 0 || s.abandoned.load(std::memory_order_relaxed)) return;
+    const auto idle_for = std::chrono::nanoseconds(now_ns() -
+                                                   s.last_active_ns.load(std::memory_order_relaxed));
+    if (idle_for < p.opt.idle_timeout) return;
+    std::int64_t n = p.live.load(std::memory_order_relaxed);
+    do {
+      if (n <= static_cast<std::int64_t>(p.min_threads)) return;
+    } while (!p.live.compare_exchange_weak(n, n - 1, std::memory_order_acq_rel));
+    s.retiring.store(true, std::memory_order_release);
+    p.unlist_idle(s);
+    p.workers_retired.fetch_add(1, std::memory_order_relaxed);
+    timer->cancel();
+    EventLoop::current().remove_source(raw);  // nothing refed is left: the worker ends
+    // A task queued while this worker was leaving must still find one.
+    if (p.queue.size_approx() > 0) p.request_spawn();
+  });
+  timer->unref();
+}
+
+}  // namespace
+
+void PoolCore::spawn() {
+  auto slot = std::make_shared<WorkerSlot>();
+  slot->pool = this;
+  slot->number = next_number++;
+  slot->stop_token = slot->stop.get_token();
+  WorkerOptions wo;
+  wo.name = opt.name + "-" + std::to_string(slot->number);
+  wo.worker_data = opt.worker_data;
+  wo.resource_limits = opt.resource_limits;
+  wo.env = opt.env;
+  live.fetch_add(1, std::memory_order_acq_rel);
+  try {
+    slot->worker.emplace([pool = shared_from_this(), slot] { worker_entry(pool, slot); },
+                         std::move(wo));
+  } catch (...) {
+    live.fetch_sub(1, std::memory_order_acq_rel);
+    throw;
+  }
+  slot->thread_id = slot->worker->thread_id();
+  workers_started.fetch_add(1, std::memory_order_relaxed);
+  WorkerSlot* raw = slot.get();
+  slot->worker->on_error([raw](const WorkerError& e) { raw->error = e; });
+  slot->worker->on_exit([this, raw](int code) {
+    std::shared_ptr<WorkerSlot> s;
+    {
+      std::lock_guard<std::mutex> lock(slots_mu);
+      for (const auto& x : slots) {
+        if (x.get() == raw) s = x;
+      }
+    }
+    if (s) handle_exit(s, code);
+  });
+  std::lock_guard<std::mutex> lock(slots_mu);
+  slots.push_back(std::move(slot));
+}
+
+void PoolCore::handle_exit(const std::shared_ptr<WorkerSlot>& slot, int code) {
+  std::vector<TaskRecordRef> orphans;
+  {
+    std::lock_guard<SpinLock> lock(slot->mu);
+    orphans = std::move(slot->in_flight);
+  }
+  const bool retired = slot->retiring.load(std::memory_order_acquire);
+  const bool stopping = destroying.load(std::memory_order_acquire);
+  if (!retired) live.fetch_sub(1, std::memory_order_acq_rel);
+  for (TaskRecordRef& r : orphans) {
+    (void)settle_elsewhere(*r, stopping ? cancelled_error(TaskErrc::kCancelled)
+                                        : died_error(*slot, code),
+                           slot->thread_id);
+  }
+  // The Worker is destroyed here, inside its own exit handler: allowed (the
+  // handler and the Worker's state live until it returns).
+  std::optional<Worker> gone = std::move(slot->worker);
+  slot->worker.reset();
+  {
+    std::lock_guard<std::mutex> lock(slots_mu);
+    slot->counts.completed.load();  // (folded below)
+    Counts& c = retired_counts;
+    c.completed.fetch_add(slot->counts.completed.load(std::memory_order_relaxed));
+    c.failed.fetch_add(slot->counts.failed.load(std::memory_order_relaxed));
+    c.cancelled.fetch_add(slot->counts.cancelled.load(std::memory_order_relaxed));
+    c.timed_out.fetch_add(slot->counts.timed_out.load(std::memory_order_relaxed));
+    retired_started += slot->started.load(std::memory_order_relaxed);
+    slot->run_time.add_to(retired_run_time);
+    slot->wait_time.add_to(retired_wait_time);
+    std::erase(slots, slot);
+  }
+  if (!retired && !stopping) {
+    workers_replaced.fetch_add(1, std::memory_order_relaxed);
+    try {
+      spawn();
+    } catch (...) {
+      // No thread could be made: the periodic check tries again.
+    }
+  }
+}
+
+void PoolCore::abandon(const std::shared_ptr<WorkerSlot>& slot, TaskRecord* cancelled) {
+  if (slot->abandoned.exchange(true, std::memory_order_acq_rel)) return;
+  if (!slot->retiring.load(std::memory_order_acquire)) live.fetch_sub(1, std::memory_order_acq_rel);
+  unlist_idle(*slot);
+  std::vector<TaskRecordRef> stuck;
+  {
+    std::lock_guard<SpinLock> lock(slot->mu);
+    stuck = slot->in_flight;
+  }
+  const bool stopping = destroying.load(std::memory_order_acquire);
+  for (TaskRecordRef& r : stuck) {
+    const auto why = static_cast<TaskErrc>(r->cancel_reason.load(std::memory_order_acquire));
+    std::unique_ptr<TaskError> e =
+        (r.get() == cancelled || stopping)
+            ? cancelled_error(why == TaskErrc::kTimedOut ? TaskErrc::kTimedOut
+                                                         : TaskErrc::kCancelled)
+            : make_task_error(TaskErrc::kWorkerDied,
+                              "weave::Pool: the worker was replaced: another of its tasks ignored "
+                              "its stop token",
+                              "", "ERR_WORKER_REPLACED");
+    const Clock::time_point started = r->started_at;
+    if (settle_elsewhere(*r, std::move(e), slot->thread_id)) {
+      elsewhere_run_time.record(ns_between(started, Clock::now()));
+    }
+  }
+  if (!slot->worker) return;  // it had already ended
+  std::future<std::optional<int>> ended = abandon_worker(std::move(*slot->worker));
+  slot->worker.reset();
+  {
+    std::lock_guard<std::mutex> lock(slots_mu);
+    std::erase(slots, slot);
+    abandoned.emplace_back(slot, std::move(ended));
+  }
+  if (!stopping) {
+    workers_replaced.fetch_add(1, std::memory_order_relaxed);
+    try {
+      spawn();
+    } catch (...) {
+    }
+  }
+}
+
+void PoolCore::check_idle() {
+  {
+    std::lock_guard<std::mutex> lock(slots_mu);
+    std::erase_if(abandoned, [](auto& a) {
+      return a.second.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+    });
+  }
+  if (destroying.load(std::memory_order_acquire)) return;
+  const auto n = static_cast<std::size_t>(live.load(std::memory_order_relaxed));
+  if (n < min_threads || (n < max_threads && queue.size_approx() > 0 && sleepers.load() == 0)) {
+    try {
+      spawn();
+    } catch (...) {
+    }
+  }
+}
+
+void PoolCore::begin_shutdown() {
+  // Every running task: asked to stop (its outcome is then "cancelled").
+  std::vector<std::stop_source> stops;
+  {
+    std::lock_guard<std::mutex> lock(slots_mu);
+    for (const auto& slot : slots) {
+      std::lock_guard<SpinLock> l(slot->mu);
+      for (const TaskRecordRef& r : slot->in_flight) {
+        int none = 0;
+        r->cancel_reason.compare_exchange_strong(none, static_cast<int>(TaskErrc::kCancelled));
+        (void)r->request_cancel();
+        if (r->stop.stop_possible()) stops.push_back(r->stop);
+      }
+      stops.push_back(slot->stop);
+    }
+  }
+  for (std::stop_source& st : stops) st.request_stop();
+}
+
+void PoolCore::finish_shutdown() {
+  idle_timer.cancel();
+  std::vector<std::shared_ptr<WorkerSlot>> all;
+  {
+    std::lock_guard<std::mutex> lock(slots_mu);
+    all = slots;
+  }
+  for (const auto& slot : all) {
+    bool busy = false;
+    {
+      std::lock_guard<SpinLock> lock(slot->mu);
+      busy = !slot->in_flight.empty();
+    }
+    if (busy) {
+      abandon(slot, nullptr);  // stuck past the grace period: let it go
+    } else {
+      slot->worker.reset();  // terminates and joins: it is idle
+    }
+  }
+  supervisor_keep_alive.reset();
+}
+
+void PoolCore::wait_idle(std::optional<Clock::time_point> deadline) {
+  waiters.fetch_add(1, std::memory_order_seq_cst);
+  {
+    std::unique_lock<std::mutex> lock(wait_mu);
+    auto idle_now = [&] { return outstanding.load(std::memory_order_seq_cst) == 0; };
+    if (deadline) {
+      wait_cv.wait_until(lock, *deadline, idle_now);
+    } else {
+      wait_cv.wait(lock, idle_now);
+    }
+  }
+  waiters.fetch_sub(1, std::memory_order_relaxed);
+}
+
+PoolMetrics PoolCore::metrics() {
+  PoolMetrics m;
+  Histogram::Totals run = {}, wait = {};
+  std::uint64_t started = 0;
+  std::int64_t running = 0;
+  Counts* parts[2] = {&other_counts, &retired_counts};
+  {
+    std::lock_guard<std::mutex> lock(slots_mu);
+    run = retired_run_time;
+    wait = retired_wait_time;
+    started = retired_started;
+    auto add_slot = [&](const WorkerSlot& s, bool live_one) {
+      m.completed += s.counts.completed.load(std::memory_order_relaxed);
+      m.failed += s.counts.failed.load(std::memory_order_relaxed);
+      m.cancelled += s.counts.cancelled.load(std::memory_order_relaxed);
+      m.timed_out += s.counts.timed_out.load(std::memory_order_relaxed);
+      started += s.started.load(std::memory_order_relaxed);
+      if (live_one) running += s.running.load(std::memory_order_relaxed);
+      s.run_time.add_to(run);
+      s.wait_time.add_to(wait);
+    };
+    for (const auto& s : slots) add_slot(*s, true);
+    for (const auto& a : abandoned) {
+      add_slot(*a.first, false);
+      if (a.second.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+        ++m.abandoned_threads;
+      }
+    }
+    elsewhere_run_time.add_to(run);
+  }
+  for (Counts* c : parts) {
+    m.completed += c->completed.load(std::memory_order_relaxed);
+    m.failed += c->failed.load(std::memory_order_relaxed);
+    m.cancelled += c->cancelled.load(std::memory_order_relaxed);
+    m.timed_out += c->timed_out.load(std::memory_order_relaxed);
+  }
+  m.rejected = rejected.load(std::memory_order_relaxed);
+  const std::int64_t out = std::max<std::int64_t>(0, outstanding.load(std::memory_order_acquire));
+  m.threads = static_cast<std::size_t>(std::max<std::int64_t>(0, live.load()));
+  m.running = static_cast<std::size_t>(std::clamp<std::int64_t>(running, 0, out));
+  m.queue_size = static_cast<std::size_t>(out) - m.running;
+  // Everything accepted either settled or is outstanding (a refusal at the
+  // door is in `rejected` but was never accepted, except evictions).
+  m.submitted = m.completed + m.failed + m.cancelled + m.timed_out + static_cast<std::uint64_t>(out);
+  m.workers_started = workers_started.load(std::memory_order_relaxed);
+  m.workers_retired = workers_retired.load(std::memory_order_relaxed);
+  m.workers_replaced = workers_replaced.load(std::memory_order_relaxed);
+  auto summary = [](const Histogram::Totals& t) {
+    DurationSummary d;
+    d.count = t.count;
+    if (t.count == 0) return d;
+    d.mean = std::chrono::nanoseconds(t.sum / t.count);
+    d.min = std::chrono::nanoseconds(t.min);
+    d.max = std::chrono::nanoseconds(t.max);
+    d.p50 = std::chrono::nanoseconds(t.quantile(0.50));
+    d.p90 = std::chrono::nanoseconds(t.quantile(0.90));
+    d.p99 = std::chrono::nanoseconds(t.quantile(0.99));
+    return d;
+  };
+  m.run_time = summary(run);
+  m.wait_time = summary(wait);
+  const double elapsed = std::chrono::duration<double>(Clock::now() - started_at).count();
+  const double busy = static_cast<double>(run.sum) * 1e-9;
+  m.utilization =
+      elapsed > 0 ? std::clamp(busy / (elapsed * static_cast<double>(max_threads)), 0.0, 1.0) : 0;
+  (void)started;
+  return m;
+}
+
+// --- cancellation ----------------------------------------------------------------------
+
+bool cancel_task(PoolCore& pool, TaskRecord& rec, TaskErrc errc) {
+  for (;;) {
+    const std::uint32_t phase = rec.phase();
+    if (phase == TaskRecord::kQueued) {
+      if (pool.settle_elsewhere(rec, cancelled_error(errc))) return true;
+      continue;  // it started (or settled) meanwhile
+    }
+    if (phase != TaskRecord::kRunning) return false;
+    int none = 0;
+    if (!rec.cancel_reason.compare_exchange_strong(none, static_cast<int>(errc),
+                                                   std::memory_order_acq_rel)) {
+      return false;  // a cancellation is already under way
+    }
+    if (!rec.request_cancel()) return false;  // it settled meanwhile
+    break;
+  }
+  // The task's stop source: its own, or its worker's (copied under the
+  // locks, requested outside them: request_stop runs the task's callbacks).
+  std::stop_source stop = rec.stop;
+  std::shared_ptr<WorkerSlot> slot;
+  {
+    std::lock_guard<std::mutex> lock(pool.slots_mu);
+    if (rec.settled()) return true;
+    for (const auto& s : pool.slots) {
+      if (s.get() == rec.slot) slot = s;
+    }
+    if (slot && !stop.stop_possible()) {
+      std::lock_guard<SpinLock> l(slot->mu);
+      stop = slot->stop;
+    }
+  }
+  if (stop.stop_possible()) stop.request_stop();
+  if (!slot) return true;
+  TaskRecordRef ref(&rec);
+  rec.add_ref();
+  (void)pool.post_to_supervisor([pool = pool.shared_from_this(), slot = std::move(slot),
+                                 ref = std::move(ref)]() mutable {
+    EventLoop::current().set_timeout(pool->opt.cancel_grace, [pool, slot, ref] {
+      if (ref->settled()) return;
+      pool->abandon(slot, ref.get());
+    });
+  });
+  return true;
+}
+
+}  // namespace internal
+
+// --- TaskContext / TaskCompletion -----------------------------------------------------
+
+TaskCompletion TaskContext::defer() {
+  if (deferred_) throw std::logic_error("weave::TaskContext::defer: called twice for one task");
+  if (!rec_.returns_value()) {
+    throw std::logic_error(
+        "weave::TaskContext::defer: only tasks whose result is a weave::Value can defer");
+  }
+  deferred_ = true;
+  rec_.add_ref();
+  internal::PoolSource& src = *slot_->source;
+  return TaskCompletion(internal::TaskRecordRef(&rec_), token_, src.slot());
+}
+
+TaskCompletion& TaskCompletion::operator=(TaskCompletion&& o) noexcept {
+  if (this != &o) {
+    if (rec_) finish(internal::make_task_error(TaskErrc::kNotCompleted,
+                                               "weave::TaskCompletion: dropped without settling"));
+    rec_ = std::move(o.rec_);
+    token_ = std::move(o.token_);
+    slot_ = std::move(o.slot_);
+  }
+  return *this;
+}
+
+TaskCompletion::~TaskCompletion() {
+  if (!rec_) return;
+  try {
+    finish(internal::make_task_error(TaskErrc::kNotCompleted,
+                                     "weave::TaskCompletion: dropped without settling"));
+  } catch (...) {
+  }
+}
+
+void TaskCompletion::resolve(Value result, std::vector<ArrayBuffer> transfer) {
+  if (!rec_) return;
+  Result<Value> cloned = structured_clone(result, transfer);
+  if (!cloned) {
+    finish(internal::make_task_error(
+        TaskErrc::kDataClone,
+        "weave::Pool: the task's result cannot be cloned: " + cloned.status().message()));
+    return;
+  }
+  *static_cast<std::optional<Value>*>(rec_->result_slot()) = std::move(*cloned);
+  finish(nullptr);
+}
+
+void TaskCompletion::reject(std::exception_ptr error) {
+  if (!rec_) return;
+  try {
+    if (error) std::rethrow_exception(error);
+    finish(internal::make_task_error(TaskErrc::kThrew, "rejected without an exception"));
+  } catch (const std::exception& e) {
+    finish(internal::make_task_error(TaskErrc::kThrew, e.what(), internal::current_exception_type_name()));
+  } catch (...) {
+    finish(internal::make_task_error(TaskErrc::kThrew, "", internal::current_exception_type_name()));
+  }
+}
+
+void TaskCompletion::finish(std::unique_ptr<TaskError> error) {
+  internal::TaskRecordRef rec = std::move(rec_);
+  std::shared_ptr<internal::WorkerSlot> slot = std::move(slot_);
+  internal::PoolSource& src = *slot->source;
+  src.finish(*rec, std::move(error), token_);
+  src.slot_freed(EventLoop::current());
+}
+
+// --- registry --------------------------------------------------------------------------
+
+namespace {
+struct TaskRegistry {
+  std::mutex mu;
+  std::map<std::string, TaskFunction, std::less<>> tasks;
+};
+TaskRegistry& task_registry() {
+  static TaskRegistry r;
+  return r;
+}
+}  // namespace
+
+bool register_task(std::string_view name, TaskFunction fn) {
+  if (name.empty() || !fn) return false;
+  TaskRegistry& r = task_registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  return r.tasks.emplace(std::string(name), fn).second;
+}
+
+TaskFunction find_task(std::string_view name) noexcept {
+  TaskRegistry& r = task_registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  auto it = r.tasks.find(name);
+  return it == r.tasks.end() ? nullptr : it->second;
+}
+
+// --- Pool ------------------------------------------------------------------------------
+
+namespace {
+
+// A task found by name: its body clones the args in (prepare) and the result out.
+class NamedTaskRecord final : public internal::TaskRecord {
+ public:
+  NamedTaskRecord(std::uint64_t id, std::string_view name, TaskFunction fn)
+      : TaskRecord(id, name), fn_(fn) {}
+  void invoke(TaskContext& ctx) override {
+    Value r = fn_(ctx, std::move(args_));
+    args_ = Value();
+    if (ctx.deferred()) return;
+    Result<Value> out = structured_clone(r, ctx.result_transfer());
+    if (!out) throw internal::ResultCloneError{out.status()};
+    result_.emplace(std::move(*out));
+  }
+  void drop_payload() noexcept override { args_ = Value(); }
+  void* result_slot() noexcept override { return &result_; }
+  [[nodiscard]] bool returns_value() const noexcept override { return true; }
+  Value& args() noexcept { return args_; }
+
+ private:
+  TaskFunction fn_;
+  Value args_;
+  std::optional<Value> result_;
+};
+
+// The registered name's own storage (stable for the program's life).
+std::pair<std::string_view, TaskFunction> lookup_task(std::string_view name) noexcept {
+  TaskRegistry& r = task_registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  auto it = r.tasks.find(name);
+  if (it == r.tasks.end()) return {{}, nullptr};
+  return {it->first, it->second};
+}
+
+}  // namespace
+
+Pool::Pool(PoolOptions options) : core_(std::make_shared<internal::PoolCore>(std::move(options))) {
+  std::promise<void> ready;
+  std::future<void> started = ready.get_future();
+  core_->supervisor_thread = std::thread([core = core_, &ready] {
+    char name[16] = {};
+    std::snprintf(name, sizeof name, "%s-sup", core->opt.name.substr(0, 11).c_str());
+    pthread_setname_np(pthread_self(), name);
+    EventLoop& loop = EventLoop::current();
+    core->supervisor = loop.handle();
+    core->supervisor_keep_alive = loop.handle().keep_alive();
+    try {
+      for (std::size_t i = 0; i < core->min_threads; ++i) core->spawn();
+    } catch (...) {
+      core->destroying.store(true);
+      for (const auto& slot : core->slots) slot->worker.reset();
+      core->slots.clear();
+      core->supervisor_keep_alive.reset();
+      ready.set_exception(std::current_exception());
+      return;
+    }
+    core->idle_timer = loop.set_interval(std::chrono::milliseconds(100), [c = core.get()] {
+      c->check_idle();
+    });
+    core->idle_timer.unref();
+    ready.set_value();
+    // A throwing supervisor callback (a bug) must not end the supervisor.
+    for (;;) {
+      try {
+        if (!loop.run()) break;
+      } catch (...) {
+      }
+    }
+  });
+  try {
+    started.get();
+  } catch (...) {
+    core_->supervisor_thread.join();
+    throw;
+  }
+}
+
+Pool::~Pool() { destroy(); }
+
+void Pool::destroy() {
+  internal::PoolCore& c = *core_;
+  const bool first = !c.destroying.exchange(true, std::memory_order_seq_cst);
+  close();
+  if (!first) return;
+  c.cancel_queued_all();
+  (void)c.post_to_supervisor([core = core_] { core->begin_shutdown(); });
+  c.wait_idle(Clock::now() + c.opt.cancel_grace);
+  (void)c.post_to_supervisor([core = core_] { core->finish_shutdown(); });
+  if (c.supervisor_thread.joinable()) c.supervisor_thread.join();
+}
+
+void Pool::close() noexcept {
+  core_->closed.store(true, std::memory_order_seq_cst);
+  if (core_->waiters.load(std::memory_order_seq_cst) > 0) {
+    std::lock_guard<std::mutex> lock(core_->wait_mu);
+    core_->wait_cv.notify_all();
+  }
+}
+
+bool Pool::closed() const noexcept { return core_->closed.load(std::memory_order_acquire); }
+
+void Pool::drain() { core_->wait_idle(std::nullopt); }
+
+bool Pool::drain_for(Clock::duration d) {
+  core_->wait_idle(Clock::now() + d);
+  return core_->outstanding.load(std::memory_order_acquire) == 0;
+}
+
+PoolMetrics Pool::metrics() const { return core_->metrics(); }
+
+std::size_t Pool::threads_approx() const noexcept {
+  return static_cast<std::size_t>(std::max<std::int64_t>(0, core_->live.load()));
+}
+
+std::size_t Pool::queue_size_approx() const noexcept { return core_->queue.size_approx(); }
+
+const PoolOptions& Pool::options() const noexcept { return core_->opt; }
+
+std::uint64_t Pool::next_task_id() noexcept {
+  return core_->next_id.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Pool::submit_record(const internal::TaskRecordRef& rec, RunOptions& options) {
+  core_->submit(rec, options, nullptr);
+}
+
+TaskFuture<Value> Pool::run(std::string_view task, Value args, RunOptions options) {
+  auto [name, fn] = lookup_task(task);
+  auto* named = new NamedTaskRecord(next_task_id(), name, fn);
+  internal::TaskRecordRef rec(named);
+  auto fail_now = [&](TaskErrc errc, std::string message) {
+    (void)rec->settle(internal::make_task_error(errc, std::move(message)));
+    core_->rejected.fetch_add(1, std::memory_order_relaxed);
+    return TaskFuture<Value>(core_, std::move(rec));
+  };
+  if (!fn) {
+    return fail_now(TaskErrc::kNotFound,
+                    "weave::Pool::run: no task is registered as \"" + std::string(task) + "\"");
+  }
+  if (!options.transfer.ports.empty()) {
+    return fail_now(TaskErrc::kDataClone,
+                    "weave::Pool::run: ports cannot be transferred to a task");
+  }
+  if (!options.transfer.shared_buffers.empty()) {
+    return fail_now(TaskErrc::kDataClone,
+                    "weave::Pool::run: a SharedArrayBuffer is not transferable (pass it in the "
+                    "args to share it)");
+  }
+  const std::function<Status()> prepare = [&]() -> Status {
+    Result<Value> cloned = structured_clone(args, options.transfer.buffers);
+    if (!cloned) return cloned.status();
+    named->args() = std::move(*cloned);
+    return Status();
+  };
+  core_->submit(rec, options, &prepare);
+  return TaskFuture<Value>(core_, std::move(rec));
+}
+
+}  // namespace weave
