@@ -1,17 +1,21 @@
-// weave's main demo: N weave Workers (N = hardware threads, at least 2) take a
-// CPU-bound job off the main thread, whose event loop keeps a timer ticking
-// meanwhile. Every figure it prints is measured in the run.
+// weave's main demo: a weave::Pool of N Workers (N = hardware threads, at
+// least 2) takes a CPU-bound job off the main thread, whose event loop keeps a
+// timer ticking meanwhile. Every figure it prints is measured in the run.
 //
-//   [start]    constructs the N offload workers; how long until all are online.
-//   [stream]   a million small messages main -> a worker, checked in order.
-//   [latency]  round trips of a small value main <-> a worker.
-//   [offload]  CRC-32 of 128 1 MiB buffers (at least 8 per worker). Each
-//              offload worker gets its share in one message, the buffers
-//              transferred (zero-copy), and posts a partial result per buffer
-//              as it goes, the buffer transferred back. Compared with one
-//              thread; results checked; the main loop's timer ticks and worst
-//              gap between them reported.
-//   [exit]     every worker exited with code 0; nothing is left running.
+//   [pool]     constructs the pool; how long until its N workers exist.
+//   [offload]  CRC-32 of 128 1 MiB buffers (at least 8 per worker), one pool
+//              task per buffer, the buffer transferred in (zero-copy) and back
+//              with the result, each result taken on the main loop as it
+//              settles (TaskFuture::then). Compared with one thread; results
+//              checked; the main loop's timer ticks and worst gap reported.
+//   [tasks]    100,000 tiny tasks through the pool: throughput, and the
+//              pool's own wait/run-time percentiles.
+//   [cancel]   a running task cancelled through its stop token, a queued one
+//              cancelled before it ran, a task that throws: their outcomes.
+//   [stream]   a million small messages main -> a Worker, checked in order.
+//   [latency]  round trips of a small value main <-> a Worker.
+//   [exit]     the pool destroyed (its workers joined), every Worker exited
+//              with code 0; nothing is left running.
 //
 // Any failure (a worker's error event or non-zero exit, a wrong result, a
 // wait that does not end) prints "offload_demo: FAILED: ..." and returns 1.
@@ -23,7 +27,9 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <atomic>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -36,22 +42,10 @@
 #include "channel/message_port.h"
 #include "channel/value.h"
 #include "loop/event_loop.h"
+#include "pool/pool.h"
 #include "workers/worker.h"
 
 namespace {
-
-// What an offload worker is sent: its share of the buffers, transferred.
-struct ChecksumJob {
-  std::int64_t first = 0;  // the index of buffers[0] among all the buffers
-  std::vector<weave::ArrayBuffer> buffers;
-};
-
-// What it posts back for each buffer, as soon as it has it.
-struct ChecksumResult {
-  std::int64_t index = 0;
-  std::uint32_t crc = 0;
-  weave::ArrayBuffer buffer;  // transferred back: the same memory
-};
 
 // What the stream worker reports once it has seen every message.
 struct StreamReport {
@@ -61,8 +55,6 @@ struct StreamReport {
 
 }  // namespace
 
-WEAVE_CODEC(ChecksumJob, first, buffers);
-WEAVE_CODEC(ChecksumResult, index, crc, buffer);
 WEAVE_CODEC(StreamReport, received, in_order);
 
 namespace {
@@ -125,28 +117,6 @@ void post_or_throw(const weave::Status& sent, const char* what) {
   if (!sent) throw std::runtime_error(std::string(what) + ": " + sent.to_string());
 }
 
-// [offload]: works through its one job inside the handler, posting each
-// buffer's result (the buffer transferred back) as soon as it has it, so the
-// parent sees progress while the work goes on; between buffers it honours
-// terminate(). Then it closes its port: nothing is left on its loop, so it
-// exits with code 0.
-void checksum_worker() {
-  weave::parent_port()->on_message([](MessageEvent& e) {
-    weave::Result<ChecksumJob> job = e.get<ChecksumJob>();
-    if (!job) throw std::invalid_argument("checksum worker: " + job.status().to_string());
-    for (std::size_t i = 0; i < job->buffers.size(); ++i) {
-      if (weave::this_worker::stop_requested()) return;
-      ArrayBuffer& buffer = job->buffers[i];
-      const ChecksumResult result{job->first + static_cast<std::int64_t>(i), crc32(buffer.bytes()),
-                                  buffer};
-      post_or_throw(weave::parent_port()->post_message(weave::to_value(result),
-                                                       weave::Transfer().add(buffer)),
-                    "checksum worker");
-    }
-    weave::parent_port()->close();
-  });
-}
-
 // [stream]: receives 0, 1, 2, ... and checks the order; after worker_data's
 // "count" of them it reports, closes its port and so exits with code 0.
 void stream_worker() {
@@ -168,6 +138,23 @@ void echo_worker() {
     if (e.data.is_null()) return weave::parent_port()->close();
     post_or_throw(weave::parent_port()->post_message(std::move(e.data)), "echo worker");
   });
+}
+
+// [offload]: one buffer's CRC-32, on a pool worker. The buffer arrived
+// transferred (the caller's handle is detached) and goes back the same way.
+WEAVE_TASK(crc32_buffer, ctx, args) {
+  const weave::Value* index = args.find("index");
+  weave::Value* buffer = args.if_object() ? args.if_object()->get("buffer") : nullptr;
+  if (!index || !buffer || !buffer->if_array_buffer()) {
+    throw std::invalid_argument("crc32_buffer: wants {index, buffer}");
+  }
+  ArrayBuffer& b = *buffer->if_array_buffer();
+  const std::uint32_t crc = crc32(b.bytes());
+  ctx.transfer(b);
+  return weave::Object{{"index", *index},
+                       {"crc", std::int64_t{crc}},
+                       {"buffer", b},
+                       {"thread", weave::thread_id()}};
 }
 
 // --- the main thread's side -------------------------------------------------------
@@ -240,22 +227,18 @@ WorkerOptions options(std::string name, weave::Value worker_data = {}) {
 
 const char* yes_no(bool b) { return b ? "yes" : "NO"; }
 
-void start(std::deque<DemoWorker>& workers, unsigned n, Roster& roster) {
+std::unique_ptr<weave::Pool> start_pool(unsigned n) {
+  weave::PoolOptions o;
+  o.name = "crc32";
+  o.min_threads = n;
+  o.max_threads = n;
   const auto t0 = Clock::now();
-  for (unsigned i = 0; i < n; ++i) {
-    workers.emplace_back(checksum_worker, options("crc32-" + std::to_string(i)), roster);
-  }
-  const auto constructed = Clock::now();
-  run_until("the offload workers to come online", [&] {
-    return std::all_of(workers.begin(), workers.end(),
-                       [](const DemoWorker& w) { return w.online_at.has_value(); });
-  });
-  Clock::time_point last = t0;
-  for (const DemoWorker& w : workers) last = std::max(last, *w.online_at);
-  std::printf(
-      "[start]    %u workers constructed in %.2f ms, all online %.2f ms after the first "
-      "constructor call (Node: ~22 ms per Worker)\n",
-      n, ms(constructed - t0), ms(last - t0));
+  auto pool = std::make_unique<weave::Pool>(std::move(o));
+  const auto t1 = Clock::now();
+  std::printf("[pool]     a pool of %zu workers constructed in %.2f ms (Node: ~22 ms per Worker)\n",
+              pool->threads_approx(), ms(t1 - t0));
+  if (pool->threads_approx() != n) throw std::runtime_error("pool: not every worker started");
+  return pool;
 }
 
 void stream(std::int64_t n, Roster& roster) {
@@ -309,8 +292,8 @@ void latency(std::int64_t rounds, Roster& roster) {
   }
 }
 
-void offload(std::deque<DemoWorker>& workers, int chunks, std::size_t chunk_bytes) {
-  const int n = static_cast<int>(workers.size());
+void offload(weave::Pool& pool, int chunks, std::size_t chunk_bytes) {
+  const int n = static_cast<int>(pool.threads_approx());
   std::vector<ArrayBuffer> buffers = random_buffers(chunks, chunk_bytes);
   std::vector<const std::byte*> sent_at(chunks);
   for (int i = 0; i < chunks; ++i) sent_at[i] = buffers[i].data();
@@ -323,22 +306,10 @@ void offload(std::deque<DemoWorker>& workers, int chunks, std::size_t chunk_byte
 
   std::vector<std::optional<std::uint32_t>> got(chunks);
   std::vector<ArrayBuffer> came_back(chunks);
-  std::vector<int> results_from(n);
+  std::vector<int> per_thread;  // results by worker thread id
+  std::vector<int> thread_ids;
   int received = 0;
-  Clock::time_point first_result, last_result;
-  for (int w = 0; w < n; ++w) {
-    workers[w].worker.on_message<ChecksumResult>([&, w](ChecksumResult r) {
-      if (r.index < 0 || r.index >= chunks || got[r.index]) {
-        throw std::runtime_error("offload: an unexpected result, for buffer " +
-                                 std::to_string(r.index));
-      }
-      got[r.index] = r.crc;
-      came_back[r.index] = std::move(r.buffer);
-      ++results_from[w];
-      last_result = Clock::now();
-      if (++received == 1) first_result = last_result;
-    });
-  }
+  Clock::time_point last_result;
 
   // The main loop's own work while it waits: a 1 ms interval timer.
   const auto t2 = Clock::now();
@@ -352,14 +323,36 @@ void offload(std::deque<DemoWorker>& workers, int chunks, std::size_t chunk_byte
     ++ticks;
   });
 
-  // Worker w gets buffers [first, last) in one message; they move, not copy.
-  for (int w = 0; w < n; ++w) {
-    const int first = chunks * w / n, last = chunks * (w + 1) / n;
-    ChecksumJob job{first, {buffers.begin() + first, buffers.begin() + last}};
-    weave::Transfer transfer;
-    for (const ArrayBuffer& b : job.buffers) transfer.add(b);
-    post_or_throw(workers[w].worker.post_message(weave::to_value(job), std::move(transfer)),
-                  "offload");
+  // One task per buffer; the buffer moves to the worker and back.
+  for (int i = 0; i < chunks; ++i) {
+    weave::RunOptions ro;
+    ro.transfer.add(buffers[i]);
+    pool.run("crc32_buffer", weave::Object{{"index", i}, {"buffer", buffers[i]}}, std::move(ro))
+        .then([&](weave::TaskFuture<weave::Value> f) {
+          const weave::Value r = f.get();  // throws the task's error, failing the demo
+          const weave::Value* index = r.find("index");
+          const weave::Value* crc = r.find("crc");
+          const weave::Value* buffer = r.find("buffer");
+          const weave::Value* thread = r.find("thread");
+          if (!index || !index->if_int() || *index->if_int() < 0 || *index->if_int() >= chunks ||
+              !crc || !crc->if_int() || !buffer || !buffer->if_array_buffer() || !thread ||
+              !thread->if_int() || got[*index->if_int()]) {
+            throw std::runtime_error("offload: an unexpected result: " + r.to_string());
+          }
+          const auto at = *index->if_int();
+          got[at] = static_cast<std::uint32_t>(*crc->if_int());
+          came_back[at] = *buffer->if_array_buffer();
+          const int id = static_cast<int>(*thread->if_int());
+          auto it = std::find(thread_ids.begin(), thread_ids.end(), id);
+          if (it == thread_ids.end()) {
+            thread_ids.push_back(id);
+            per_thread.push_back(0);
+            it = thread_ids.end() - 1;
+          }
+          ++per_thread[it - thread_ids.begin()];
+          last_result = Clock::now();
+          ++received;
+        });
   }
   const bool detached = std::all_of(buffers.begin(), buffers.end(),
                                     [](const ArrayBuffer& b) { return b.detached(); });
@@ -368,32 +361,26 @@ void offload(std::deque<DemoWorker>& workers, int chunks, std::size_t chunk_byte
   worst_gap = std::max(worst_gap, Clock::now() - last_tick);
   ticker.cancel();
   const double parallel = seconds(last_result - t2);
-  run_until("the offload workers to exit", [&] {
-    return std::all_of(workers.begin(), workers.end(),
-                       [](const DemoWorker& w) { return w.exit_code.has_value(); });
-  });
 
   int matching = 0, same_memory = 0;
   for (int i = 0; i < chunks; ++i) {
     matching += got[i] == expected[i];
     same_memory += came_back[i].data() == sent_at[i] && came_back[i].byte_length() == chunk_bytes;
   }
-  const auto [fewest, most] = std::minmax_element(results_from.begin(), results_from.end());
-  const std::string per_worker = *fewest == *most
-                                     ? std::to_string(*most)
-                                     : std::to_string(*fewest) + " to " + std::to_string(*most);
+  const auto [fewest, most] = std::minmax_element(per_thread.begin(), per_thread.end());
+  const std::string spread = *fewest == *most
+                                 ? std::to_string(*most)
+                                 : std::to_string(*fewest) + " to " + std::to_string(*most);
   std::printf(
-      "[offload]  CRC-32 of %d x %zu KiB random buffers, sent to %d workers in one message "
-      "each, transferred not copied\n",
-      chunks, chunk_bytes / 1024, n);
+      "[offload]  CRC-32 of %d x %zu KiB random buffers, one pool task each, transferred in and "
+      "back, not copied\n",
+      chunks, chunk_bytes / 1024);
   std::printf(
       "           %d workers %.3f s vs one thread %.3f s: speed-up %.2fx; results match: "
       "%s (%d of %d)\n",
       n, parallel, single, single / parallel, yes_no(matching == chunks), matching, chunks);
-  std::printf(
-      "           partial results streamed back: %s per worker, the first after %.1f ms, "
-      "the last after %.1f ms\n",
-      per_worker.c_str(), ms(first_result - t2), ms(last_result - t2));
+  std::printf("           tasks per worker: %s over %zu workers\n", spread.c_str(),
+              thread_ids.size());
   std::printf(
       "           same memory came back: %d of %d buffers (detached on the main thread "
       "meanwhile: %s)\n",
@@ -405,6 +392,82 @@ void offload(std::deque<DemoWorker>& workers, int chunks, std::size_t chunk_byte
   if (matching != chunks || same_memory != chunks || !detached) {
     throw std::runtime_error("offload: results differ, or a buffer was copied instead of moved");
   }
+}
+
+void tiny_tasks(weave::Pool& pool, int count) {
+  std::vector<weave::TaskFuture<std::int64_t>> futures;
+  futures.reserve(count);
+  const auto t0 = Clock::now();
+  for (int i = 0; i < count; ++i) {
+    futures.push_back(pool.run([i] { return std::int64_t{i} * 2 + 1; }));
+  }
+  std::int64_t sum = 0;
+  for (auto& f : futures) sum += f.get();
+  const double s = seconds(Clock::now() - t0);
+  const std::int64_t want = std::int64_t{count} * count;  // 1 + 3 + ... + (2n - 1)
+  const weave::PoolMetrics m = pool.metrics();
+  auto us = [](Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); };
+  std::printf(
+      "[tasks]    %d tiny tasks in %.3f s: %.2f M tasks/s; sum correct: %s; wait p50 %.1f us "
+      "p99 %.1f us, run p50 %.2f us\n",
+      count, s, count / s / 1e6, yes_no(sum == want), us(m.wait_time.p50), us(m.wait_time.p99),
+      us(m.run_time.p50));
+  if (sum != want) throw std::runtime_error("tasks: wrong results");
+}
+
+void cancellation(weave::Pool& pool) {
+  // A task that runs until its stop token is requested, and one that throws.
+  std::atomic<bool> started{false};
+  weave::TaskFuture<int> running = pool.run([&started](std::stop_token stop) {
+    started.store(true);
+    while (!stop.stop_requested()) std::this_thread::yield();
+    return 0;
+  });
+  while (!started.load()) std::this_thread::yield();
+  const bool asked = running.cancel();
+  const weave::TaskError* e1 = (running.wait(), running.error());
+
+  weave::RunOptions ro;
+  ro.timeout = std::chrono::milliseconds(20);
+  weave::TaskFuture<int> slow = pool.run(
+      [](std::stop_token stop) {
+        while (!stop.stop_requested()) std::this_thread::yield();
+        return 0;
+      },
+      std::move(ro));
+  slow.wait();
+  const weave::TaskError* e2 = slow.error();
+
+  weave::TaskFuture<int> throws =
+      pool.run([]() -> int { throw std::out_of_range("index 7 is past the end"); });
+  throws.wait();
+  const weave::TaskError* e3 = throws.error();
+
+  std::printf("[cancel]   running task cancelled: %s (%s); timed out after 20 ms: %s (%s)\n",
+              yes_no(asked && e1 && e1->errc() == weave::TaskErrc::kCancelled),
+              e1 ? e1->code().c_str() : "-",
+              yes_no(e2 && e2->errc() == weave::TaskErrc::kTimedOut), e2 ? e2->code().c_str() : "-");
+  std::printf("           a task that threw: %s: %s (the worker lives on)\n",
+              e3 ? e3->type_name().c_str() : "-", e3 ? e3->what() : "-");
+  if (!asked || !e1 || e1->errc() != weave::TaskErrc::kCancelled || !e2 ||
+      e2->errc() != weave::TaskErrc::kTimedOut || !e3 || e3->type_name() != "std::out_of_range") {
+    throw std::runtime_error("cancel: an outcome was not the expected one");
+  }
+}
+
+void stop_pool(std::unique_ptr<weave::Pool>& pool) {
+  const weave::PoolMetrics m = pool->metrics();
+  std::printf(
+      "[metrics]  %llu tasks: %llu completed, %llu failed, %llu cancelled, %llu timed out; "
+      "workers started %llu, replaced %llu; utilization %.0f%%\n",
+      static_cast<unsigned long long>(m.submitted), static_cast<unsigned long long>(m.completed),
+      static_cast<unsigned long long>(m.failed), static_cast<unsigned long long>(m.cancelled),
+      static_cast<unsigned long long>(m.timed_out),
+      static_cast<unsigned long long>(m.workers_started),
+      static_cast<unsigned long long>(m.workers_replaced), m.utilization * 100);
+  pool->close();
+  pool->drain();
+  pool.reset();  // joins its workers
 }
 
 void check_exits(const Roster& roster) {
@@ -429,11 +492,13 @@ int main() {
     const unsigned n = std::max(2u, std::thread::hardware_concurrency());
     std::printf("weave offload demo: %u hardware threads\n", std::thread::hardware_concurrency());
     Roster roster;
-    std::deque<DemoWorker> offload_workers;  // a deque: a DemoWorker never moves
-    start(offload_workers, n, roster);
+    std::unique_ptr<weave::Pool> pool = start_pool(n);
+    offload(*pool, std::max(128, 8 * static_cast<int>(n)), std::size_t{1} << 20);
+    tiny_tasks(*pool, 100'000);
+    cancellation(*pool);
+    stop_pool(pool);
     stream(1'000'000, roster);
     latency(100'000, roster);
-    offload(offload_workers, std::max(128, 8 * static_cast<int>(n)), std::size_t{1} << 20);
     check_exits(roster);
     return 0;
   } catch (const std::exception& e) {

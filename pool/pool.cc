@@ -141,13 +141,17 @@ bool TaskRecord::request_cancel() noexcept {
   return true;
 }
 
-bool TaskRecord::settle(std::unique_ptr<TaskError> error) noexcept {
+bool TaskRecord::claim() noexcept {
   std::uint32_t s = state_.load(std::memory_order_relaxed);
   do {
     const std::uint32_t phase = s & kPhaseMask;
     if (phase == kSettled || phase == kSettling) return false;
   } while (!state_.compare_exchange_weak(s, (s & ~kPhaseMask) | kSettling,
                                          std::memory_order_acq_rel));
+  return true;
+}
+
+void TaskRecord::publish(std::unique_ptr<TaskError> error) noexcept {
   error_ = std::move(error);
   // kSettling (3) -> kSettled (2); release publishes the outcome, and the
   // flags set meanwhile come back in `old`.
@@ -162,7 +166,6 @@ bool TaskRecord::settle(std::unique_ptr<TaskError> error) noexcept {
     }
     then_keep_alive_.reset();
   }
-  return true;
 }
 
 void TaskRecord::on_settled(Task fn) {
@@ -239,18 +242,24 @@ struct alignas(kFalseSharingSpan) WorkerSlot {
   // --- flags (any thread) --------------------------------------------------------------
   std::atomic<bool> abandoned{false};
   std::atomic<bool> retiring{false};
-  bool listed_idle = false;  // guarded by the pool's idle lock
+  // Written under the pool's idle lock; read without it as a hint.
+  std::atomic<bool> listed_idle{false};
 
   // --- the supervisor ------------------------------------------------------------------
   std::optional<Worker> worker;
   std::optional<WorkerError> error;
-  int thread_id = 0;
-  LoopHandle loop;  // the worker's; published by its first task (see start)
+  // Set by the worker's thread as it starts; read by the supervisor after
+  // it saw the worker's tasks (or its exit).
+  std::atomic<int> thread_id{0};
 };
 
 class PoolCore : public std::enable_shared_from_this<PoolCore> {
  public:
   explicit PoolCore(PoolOptions o);
+  ~PoolCore() {
+    TaskRecord* rec = nullptr;
+    while (queue.try_dequeue(rec)) rec->release();
+  }
 
   // --- submission (any thread) ----------------------------------------------------------
   // `prepare` (may be null) runs once the task is admitted, before it is
@@ -263,9 +272,14 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   // --- settling ------------------------------------------------------------------------
   // Settles `rec` (from any thread other than a worker finishing its own task)
   // and accounts for it. False if it had settled already.
-  bool settle_elsewhere(TaskRecord& rec, std::unique_ptr<TaskError> error, int thread_id = 0);
-  // What every settle does after winning: counters, hooks, waiters.
-  void after_settle(TaskRecord& rec, Counts& counts, int thread_id, bool ran) noexcept;
+  bool settle_elsewhere(TaskRecord& rec, std::unique_ptr<TaskError> error, int thread_id = 0,
+                        Histogram* run_hist = nullptr);
+  // Every settle of an accepted task: wins the record (false if another
+  // thread did), counts the outcome (`counts`: the worker's own when
+  // by_worker, else shared), records the run time, runs on_finish, then
+  // publishes and lets drain() and kWait callers go.
+  bool conclude(TaskRecord& rec, std::unique_ptr<TaskError> error, Counts& counts, int thread_id,
+                bool by_worker, Histogram* run_hist) noexcept;
   void cancel_queued_all();
 
   // --- idle workers --------------------------------------------------------------------
@@ -313,7 +327,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   // Settled by something other than the task's worker.
   Counts other_counts;
   std::atomic<std::uint64_t> rejected{0};
-  std::atomic<std::uint64_t> started_elsewhere{0};
+  std::atomic<std::uint64_t> evicted{0};  // accepted, then dropped at max_queue
   std::atomic<std::uint64_t> workers_started{0};
   std::atomic<std::uint64_t> workers_retired{0};
   std::atomic<std::uint64_t> workers_replaced{0};
@@ -434,16 +448,19 @@ class PoolSource final : public LoopSource {
 
 void PoolCore::list_idle(WorkerSlot& slot) noexcept {
   std::lock_guard<SpinLock> lock(idle_mu);
-  if (slot.listed_idle || slot.retiring.load(std::memory_order_relaxed)) return;
-  slot.listed_idle = true;
+  if (slot.listed_idle.load(std::memory_order_relaxed) ||
+      slot.retiring.load(std::memory_order_relaxed)) {
+    return;
+  }
+  slot.listed_idle.store(true, std::memory_order_relaxed);
   idle.push_back(&slot);
   sleepers.store(static_cast<int>(idle.size()), std::memory_order_relaxed);
 }
 
 void PoolCore::unlist_idle(WorkerSlot& slot) noexcept {
   std::lock_guard<SpinLock> lock(idle_mu);
-  if (!slot.listed_idle) return;
-  slot.listed_idle = false;
+  if (!slot.listed_idle.load(std::memory_order_relaxed)) return;
+  slot.listed_idle.store(false, std::memory_order_relaxed);
   std::erase(idle, &slot);
   sleepers.store(static_cast<int>(idle.size()), std::memory_order_relaxed);
 }
@@ -457,7 +474,7 @@ void PoolCore::wake_or_grow() noexcept {
     if (!idle.empty()) {
       WorkerSlot* s = idle.back();
       idle.pop_back();
-      s->listed_idle = false;
+      s->listed_idle.store(false, std::memory_order_relaxed);
       sleepers.store(static_cast<int>(idle.size()), std::memory_order_relaxed);
       // Under the lock: a worker unlists itself under it before its loop
       // (and the source) can go away.
@@ -538,6 +555,7 @@ void PoolCore::submit(const TaskRecordRef& rec, RunOptions& options,
                                                            "queue by a newer task"));
           old->release();
         }
+        if (evicted) this->evicted.fetch_add(1, std::memory_order_relaxed);
         if (!evicted) {
           return refuse(TaskErrc::kQueueFull,
                         "weave::Pool: the queue is full and no task is waiting to evict");
@@ -575,7 +593,7 @@ void PoolCore::submit(const TaskRecordRef& rec, RunOptions& options,
     }
   }
 
-  // Accepted: from here on, every path settles through after_settle.
+  // Accepted: from here on, every path settles through conclude().
   if (prepare) {
     if (Status st = (*prepare)(); !st) {
       (void)settle_elsewhere(*rec, make_task_error(TaskErrc::kDataClone,
@@ -604,12 +622,13 @@ void PoolCore::submit(const TaskRecordRef& rec, RunOptions& options,
     TaskRecordRef ref = rec;
     if (!post_to_supervisor([pool = shared_from_this(), ref = std::move(ref), due]() mutable {
           if (ref->settled()) return;
+          // (The record through a raw pointer: the assignment's right side,
+          // which takes `ref`, runs first.)
           TaskRecord* raw = ref.get();
-          ref->timeout_timer = EventLoop::current().set_timeout(
+          raw->timeout_timer = EventLoop::current().set_timeout(
               due - Clock::now(), [pool, ref = std::move(ref)] {
                 (void)cancel_task(*pool, *ref, TaskErrc::kTimedOut);
               });
-          (void)raw;
         })) {
       // The supervisor is gone (destroy() ran meanwhile): settle below.
     }
@@ -626,25 +645,32 @@ void PoolCore::submit(const TaskRecordRef& rec, RunOptions& options,
   wake_or_grow();
 }
 
-void PoolCore::after_settle(TaskRecord& rec, Counts& counts, int thread_id, bool ran) noexcept {
-  const TaskError* e = rec.error();
+bool PoolCore::conclude(TaskRecord& rec, std::unique_ptr<TaskError> error, Counts& counts,
+                        int thread_id, bool by_worker, Histogram* run_hist) noexcept {
+  if (!rec.claim()) return false;
+  // Counted before the outcome is published: once a future is ready, the
+  // metrics and the on_finish hook include it.
+  const TaskError* e = error.get();
   std::atomic<std::uint64_t>& c = !e                                  ? counts.completed
                                   : e->errc() == TaskErrc::kCancelled ? counts.cancelled
                                   : e->errc() == TaskErrc::kTimedOut  ? counts.timed_out
                                   : e->errc() == TaskErrc::kQueueFull ? rejected
                                                                       : counts.failed;
   // A worker's own counters have one writer; the shared ones take an RMW.
-  if (ran && &c != &rejected) {
+  if (by_worker && &c != &rejected) {
     bump(c);
   } else {
     c.fetch_add(1, std::memory_order_relaxed);
   }
+  const bool started = rec.started_at != Clock::time_point{};
+  const Clock::time_point end = started ? Clock::now() : Clock::time_point{};
+  if (started && run_hist) run_hist->record(ns_between(rec.started_at, end));
   if (opt.hooks.on_finish) {
     TaskEvent ev{rec.id(), rec.name()};
     ev.thread_id = thread_id;
-    if (rec.started_at != Clock::time_point{}) {
+    if (started) {
       ev.wait_time = rec.started_at - rec.queued_at;
-      ev.run_time = Clock::now() - rec.started_at;
+      ev.run_time = end - rec.started_at;
     }
     ev.error = e;
     try {
@@ -652,25 +678,29 @@ void PoolCore::after_settle(TaskRecord& rec, Counts& counts, int thread_id, bool
     } catch (...) {
     }
   }
-  if (rec.timed) {
+  const bool timed = rec.timed;
+  rec.publish(std::move(error));
+  if (timed) {
     TaskRecordRef ref(&rec);
     rec.add_ref();
     (void)post_to_supervisor([ref = std::move(ref)] { ref->timeout_timer.cancel(); });
   }
   // seq_cst, with the load of `waiters`: pairs with wait_idle()/kWait's
   // increment and re-check (both sides RMW or seq_cst: one sees the other).
+  // After publish: drain() returning means every future is ready.
   outstanding.fetch_sub(1, std::memory_order_seq_cst);
   if (waiters.load(std::memory_order_seq_cst) > 0) {
     std::lock_guard<std::mutex> lock(wait_mu);
     wait_cv.notify_all();
   }
+  return true;
 }
 
-bool PoolCore::settle_elsewhere(TaskRecord& rec, std::unique_ptr<TaskError> error, int thread_id) {
+bool PoolCore::settle_elsewhere(TaskRecord& rec, std::unique_ptr<TaskError> error, int thread_id,
+                                Histogram* run_hist) {
   const bool was_queued = rec.phase() == TaskRecord::kQueued;
-  if (!rec.settle(std::move(error))) return false;
+  if (!conclude(rec, std::move(error), other_counts, thread_id, false, run_hist)) return false;
   if (was_queued) rec.drop_payload();
-  after_settle(rec, other_counts, thread_id, false);
   return true;
 }
 
@@ -687,7 +717,7 @@ void PoolCore::cancel_queued_all() {
 void PoolSource::dispatch(EventLoop& loop) {
   WorkerSlot& s = *slot_;
   PoolCore& p = *pool_;
-  if (s.listed_idle) p.unlist_idle(s);  // woken some other way than through the list
+  if (s.listed_idle.load(std::memory_order_relaxed)) p.unlist_idle(s);  // woken some other way than through the list
   // A bounded batch, so the loop's timers and other sources get their turn.
   for (int budget = 256; budget > 0; --budget) {
     if (s.abandoned.load(std::memory_order_relaxed) || !has_room()) return;
@@ -721,7 +751,7 @@ void PoolSource::run_one(TaskRecord* raw) {
   ++s.in_flight_count;
   if (p.opt.hooks.on_start) {
     TaskEvent ev{rec->id(), rec->name()};
-    ev.thread_id = s.thread_id;
+    ev.thread_id = s.thread_id.load(std::memory_order_relaxed);
     ev.wait_time = rec->started_at - rec->queued_at;
     try {
       p.opt.hooks.on_start(ev);
@@ -761,13 +791,10 @@ void PoolSource::finish(TaskRecord& rec, std::unique_ptr<TaskError> error,
     const auto why = static_cast<TaskErrc>(rec.cancel_reason.load(std::memory_order_acquire));
     error = cancelled_error(why == TaskErrc::kTimedOut ? TaskErrc::kTimedOut : TaskErrc::kCancelled);
   }
-  const Clock::time_point end = Clock::now();
-  if (rec.settle(std::move(error))) {
-    s.run_time.record(ns_between(rec.started_at, end));
-    p.after_settle(rec, s.counts, s.thread_id, true);
-  }
-  s.last_active_ns.store(now_ns(), std::memory_order_relaxed);
   s.running.store(s.running.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  (void)p.conclude(rec, std::move(error), s.counts, s.thread_id.load(std::memory_order_relaxed),
+                   /*by_worker=*/true, &s.run_time);
+  s.last_active_ns.store(now_ns(), std::memory_order_relaxed);
   --s.in_flight_count;
   TaskRecordRef keep;
   {
@@ -802,6 +829,7 @@ std::unique_ptr<TaskError> died_error(const WorkerSlot& slot, int code) {
 // Runs on the worker's thread: the source on its loop, and the idle check.
 void worker_entry(const std::shared_ptr<PoolCore>& pool, const std::shared_ptr<WorkerSlot>& slot) {
   EventLoop& loop = EventLoop::current();
+  slot->thread_id.store(weave::thread_id(), std::memory_order_relaxed);
   slot->token.emplace(pool->queue);
   auto source = std::make_shared<PoolSource>(pool, slot);
   slot->source = source;
@@ -858,7 +886,7 @@ void PoolCore::spawn() {
     live.fetch_sub(1, std::memory_order_acq_rel);
     throw;
   }
-  slot->thread_id = slot->worker->thread_id();
+  slot->thread_id.store(slot->worker->thread_id(), std::memory_order_relaxed);
   workers_started.fetch_add(1, std::memory_order_relaxed);
   WorkerSlot* raw = slot.get();
   slot->worker->on_error([raw](const WorkerError& e) { raw->error = e; });
@@ -888,7 +916,7 @@ void PoolCore::handle_exit(const std::shared_ptr<WorkerSlot>& slot, int code) {
   for (TaskRecordRef& r : orphans) {
     (void)settle_elsewhere(*r, stopping ? cancelled_error(TaskErrc::kCancelled)
                                         : died_error(*slot, code),
-                           slot->thread_id);
+                           slot->thread_id.load(std::memory_order_relaxed));
   }
   // The Worker is destroyed here, inside its own exit handler: allowed (the
   // handler and the Worker's state live until it returns).
@@ -937,10 +965,8 @@ void PoolCore::abandon(const std::shared_ptr<WorkerSlot>& slot, TaskRecord* canc
                               "weave::Pool: the worker was replaced: another of its tasks ignored "
                               "its stop token",
                               "", "ERR_WORKER_REPLACED");
-    const Clock::time_point started = r->started_at;
-    if (settle_elsewhere(*r, std::move(e), slot->thread_id)) {
-      elsewhere_run_time.record(ns_between(started, Clock::now()));
-    }
+    (void)settle_elsewhere(*r, std::move(e), slot->thread_id.load(std::memory_order_relaxed),
+                           &elsewhere_run_time);
   }
   if (!slot->worker) return;  // it had already ended
   std::future<std::optional<int>> ended = abandon_worker(std::move(*slot->worker));
@@ -1074,7 +1100,8 @@ PoolMetrics PoolCore::metrics() {
   m.queue_size = static_cast<std::size_t>(out) - m.running;
   // Everything accepted either settled or is outstanding (a refusal at the
   // door is in `rejected` but was never accepted, except evictions).
-  m.submitted = m.completed + m.failed + m.cancelled + m.timed_out + static_cast<std::uint64_t>(out);
+  m.submitted = m.completed + m.failed + m.cancelled + m.timed_out +
+                evicted.load(std::memory_order_relaxed) + static_cast<std::uint64_t>(out);
   m.workers_started = workers_started.load(std::memory_order_relaxed);
   m.workers_retired = workers_retired.load(std::memory_order_relaxed);
   m.workers_replaced = workers_replaced.load(std::memory_order_relaxed);
@@ -1120,7 +1147,6 @@ bool cancel_task(PoolCore& pool, TaskRecord& rec, TaskErrc errc) {
   }
   // The task's stop source: its own, or its worker's (copied under the
   // locks, requested outside them: request_stop runs the task's callbacks).
-  std::stop_source stop = rec.stop;
   std::shared_ptr<WorkerSlot> slot;
   {
     std::lock_guard<std::mutex> lock(pool.slots_mu);
@@ -1128,12 +1154,16 @@ bool cancel_task(PoolCore& pool, TaskRecord& rec, TaskErrc errc) {
     for (const auto& s : pool.slots) {
       if (s.get() == rec.slot) slot = s;
     }
-    if (slot && !stop.stop_possible()) {
-      std::lock_guard<SpinLock> l(slot->mu);
-      stop = slot->stop;
-    }
   }
-  if (stop.stop_possible()) stop.request_stop();
+  if (rec.stop.stop_possible()) {
+    rec.stop.request_stop();  // the task's own (several per worker)
+  } else if (slot) {
+    // The worker's shared source, requested under its lock and only while
+    // the task is unsettled: the worker settles before it takes the lock to
+    // swap in a fresh source, so a later task never sees this request.
+    std::lock_guard<SpinLock> l(slot->mu);
+    if (!rec.settled()) slot->stop.request_stop();
+  }
   if (!slot) return true;
   TaskRecordRef ref(&rec);
   rec.add_ref();
@@ -1302,7 +1332,7 @@ Pool::Pool(PoolOptions options) : core_(std::make_shared<internal::PoolCore>(std
       ready.set_exception(std::current_exception());
       return;
     }
-    core->idle_timer = loop.set_interval(std::chrono::milliseconds(100), [c = core.get()] {
+    core->idle_timer = loop.set_interval(std::chrono::milliseconds(250), [c = core.get()] {
       c->check_idle();
     });
     core->idle_timer.unref();

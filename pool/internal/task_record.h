@@ -84,10 +84,18 @@ class TaskRecord {
 
   // kQueued -> kRunning; false if it was settled first (cancelled in the queue).
   bool try_start() noexcept;
-  // Settles it with the stored result (error == nullptr) or `error`. False
-  // if it had settled already (the error is then dropped). Wakes waiters and
-  // posts the continuation.
-  bool settle(std::unique_ptr<TaskError> error) noexcept;
+  // Settling in two steps, so the pool can count the outcome before anyone
+  // sees it: claim() wins the right to settle (false if someone else
+  // settled or is settling); publish() then stores the outcome (nullptr: the
+  // stored result), wakes waiters and posts the continuation.
+  bool claim() noexcept;
+  void publish(std::unique_ptr<TaskError> error) noexcept;
+  // claim() + publish().
+  bool settle(std::unique_ptr<TaskError> error) noexcept {
+    if (!claim()) return false;
+    publish(std::move(error));
+    return true;
+  }
   // Sets kCancelRequested on a running task; false if it is not running or
   // a cancellation was requested before.
   bool request_cancel() noexcept;
