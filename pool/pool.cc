@@ -18,8 +18,14 @@
 //   goes through it unless the task has a timeout or is cancelled while
 //   running.
 // - A record's state word decides every race (pool/internal/task_record.h);
-//   outstanding_ counts accepted, unsettled tasks, for drain(), destroy()
-//   and the max_queue bound.
+// - Counting costs the workers no locked instruction: run() adds to
+//   `accepted`; each worker counts what it started, finished (counted before
+//   the future is ready, for the metrics) and released (after, for drain())
+//   in counters only it writes; the rare settles elsewhere (cancelled in the
+//   queue, a dead or stuck worker's tasks) use shared atomics. drain() adds
+//   itself to `waiters` and sums; a worker checks `waiters` after releasing
+//   a task, behind light_barrier() against drain's heavy_barrier(). Only a
+//   bounded max_queue keeps a shared count of unsettled tasks (`bounded`).
 #include "pool/pool.h"
 
 #include <concurrentqueue/concurrentqueue.h>
@@ -141,14 +147,14 @@ bool TaskRecord::request_cancel() noexcept {
   return true;
 }
 
-bool TaskRecord::claim() noexcept {
+int TaskRecord::claim() noexcept {
   std::uint32_t s = state_.load(std::memory_order_relaxed);
   do {
     const std::uint32_t phase = s & kPhaseMask;
-    if (phase == kSettled || phase == kSettling) return false;
+    if (phase == kSettled || phase == kSettling) return -1;
   } while (!state_.compare_exchange_weak(s, (s & ~kPhaseMask) | kSettling,
                                          std::memory_order_acq_rel));
-  return true;
+  return static_cast<int>(s & kPhaseMask);
 }
 
 void TaskRecord::publish(std::unique_ptr<TaskError> error) noexcept {
@@ -225,7 +231,8 @@ struct alignas(kFalseSharingSpan) WorkerSlot {
   // Single-writer counters and histograms, read by metrics().
   Counts counts;
   std::atomic<std::uint64_t> started{0};
-  std::atomic<std::int64_t> running{0};
+  std::atomic<std::uint64_t> finished{0};  // settled by this worker, counted before publishing
+  std::atomic<std::uint64_t> released{0};  // the same, counted after publishing
   Histogram run_time;
   Histogram wait_time;
   std::atomic<std::int64_t> last_active_ns{0};
@@ -279,7 +286,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   // by_worker, else shared), records the run time, runs on_finish, then
   // publishes and lets drain() and kWait callers go.
   bool conclude(TaskRecord& rec, std::unique_ptr<TaskError> error, Counts& counts, int thread_id,
-                bool by_worker, Histogram* run_hist) noexcept;
+                WorkerSlot* worker, Histogram* run_hist) noexcept;
   void cancel_queued_all();
 
   // --- idle workers --------------------------------------------------------------------
@@ -298,6 +305,16 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
 
   void wait_idle(std::optional<Clock::time_point> deadline);
   PoolMetrics metrics();
+  // The three sums, under slots_mu.
+  struct Tally {
+    std::uint64_t started = 0;
+    std::uint64_t finished = 0;
+    std::uint64_t released = 0;
+  };
+  Tally tally_locked() const;
+  void fold_locked(const WorkerSlot& slot);
+  // Tasks accepted and not yet published (drain's condition). Takes slots_mu.
+  std::uint64_t unreleased();
 
   const PoolOptions opt;
   const std::size_t min_threads;
@@ -307,8 +324,10 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
 
   // What run() writes: its own line.
   alignas(kFalseSharingSpan) moodycamel::ConcurrentQueue<TaskRecord*> queue;
-  alignas(kFalseSharingSpan) std::atomic<std::int64_t> outstanding{0};
+  alignas(kFalseSharingSpan) std::atomic<std::uint64_t> accepted{0};
   std::atomic<std::uint64_t> next_id{1};
+  // Unsettled tasks, kept only when max_queue is bounded (admission).
+  alignas(kFalseSharingSpan) std::atomic<std::int64_t> bounded{0};
   // Workers parked with their source armed, and the lock of the list.
   alignas(kFalseSharingSpan) std::atomic<int> sleepers{0};
   SpinLock idle_mu;
@@ -324,10 +343,14 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   std::mutex wait_mu;
   std::condition_variable wait_cv;
 
-  // Settled by something other than the task's worker.
+  // Settled by something other than the task's worker: before it started
+  // (cancelled, evicted, timed out in the queue) or while it ran (its worker
+  // died or was abandoned); and of those, how many are published.
   Counts other_counts;
+  std::atomic<std::uint64_t> settled_queued{0};
+  std::atomic<std::uint64_t> settled_running{0};
+  std::atomic<std::uint64_t> released_elsewhere{0};
   std::atomic<std::uint64_t> rejected{0};
-  std::atomic<std::uint64_t> evicted{0};  // accepted, then dropped at max_queue
   std::atomic<std::uint64_t> workers_started{0};
   std::atomic<std::uint64_t> workers_retired{0};
   std::atomic<std::uint64_t> workers_replaced{0};
@@ -345,6 +368,8 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   Histogram::Totals retired_run_time;
   Histogram::Totals retired_wait_time;
   std::uint64_t retired_started = 0;
+  std::uint64_t retired_finished = 0;
+  std::uint64_t retired_released = 0;
   Histogram elsewhere_run_time;  // supervisor only: tasks cancelled past grace
   Timer idle_timer;
   int next_number = 1;
@@ -524,15 +549,13 @@ void PoolCore::submit(const TaskRecordRef& rec, RunOptions& options,
     return refuse(TaskErrc::kPoolClosed, "weave::Pool: the pool is closed");
   }
   // Admission: at most max_threads x concurrency running plus max_queue waiting.
-  if (opt.max_queue == PoolOptions::kUnbounded) {
-    outstanding.fetch_add(1, std::memory_order_acq_rel);
-  } else {
+  if (opt.max_queue != PoolOptions::kUnbounded) {
     const auto limit = static_cast<std::int64_t>(
         std::min<std::size_t>(opt.max_queue, (std::size_t{1} << 40)) + max_threads * concurrency);
-    std::int64_t n = outstanding.load(std::memory_order_relaxed);
+    std::int64_t n = bounded.load(std::memory_order_relaxed);
     for (;;) {
       if (n < limit) {
-        if (outstanding.compare_exchange_weak(n, n + 1, std::memory_order_acq_rel)) break;
+        if (bounded.compare_exchange_weak(n, n + 1, std::memory_order_acq_rel)) break;
         continue;
       }
       QueueFullAction action = opt.queue_full;
@@ -555,12 +578,11 @@ void PoolCore::submit(const TaskRecordRef& rec, RunOptions& options,
                                                            "queue by a newer task"));
           old->release();
         }
-        if (evicted) this->evicted.fetch_add(1, std::memory_order_relaxed);
         if (!evicted) {
           return refuse(TaskErrc::kQueueFull,
                         "weave::Pool: the queue is full and no task is waiting to evict");
         }
-        n = outstanding.load(std::memory_order_relaxed);
+        n = bounded.load(std::memory_order_relaxed);
         continue;
       }
       // kWait: until a settle makes room, the pool closes or the task is cancelled.
@@ -568,7 +590,7 @@ void PoolCore::submit(const TaskRecordRef& rec, RunOptions& options,
       {
         std::unique_lock<std::mutex> lock(wait_mu);
         wait_cv.wait_for(lock, std::chrono::milliseconds(50), [&] {
-          return outstanding.load(std::memory_order_seq_cst) < limit ||
+          return bounded.load(std::memory_order_seq_cst) < limit ||
                  closed.load(std::memory_order_acquire) || options.signal.stop_requested() ||
                  (options.timeout && Clock::now() - rec->queued_at >= *options.timeout);
         });
@@ -577,21 +599,19 @@ void PoolCore::submit(const TaskRecordRef& rec, RunOptions& options,
       if (closed.load(std::memory_order_acquire)) {
         return refuse(TaskErrc::kPoolClosed, "weave::Pool: the pool closed while run() waited");
       }
-      if (options.signal.stop_requested()) {
-        (void)rec->settle(cancelled_error(TaskErrc::kCancelled));
-        rec->drop_payload();
-        other_counts.cancelled.fetch_add(1, std::memory_order_relaxed);
+      const bool stopped = options.signal.stop_requested();
+      if (stopped || (options.timeout && Clock::now() - rec->queued_at >= *options.timeout)) {
+        // Accepted and cancelled at once, as if it had waited in the queue.
+        bounded.fetch_add(1, std::memory_order_acq_rel);
+        accepted.fetch_add(1, std::memory_order_relaxed);
+        (void)settle_elsewhere(*rec, cancelled_error(stopped ? TaskErrc::kCancelled
+                                                             : TaskErrc::kTimedOut));
         return;
       }
-      if (options.timeout && Clock::now() - rec->queued_at >= *options.timeout) {
-        (void)rec->settle(cancelled_error(TaskErrc::kTimedOut));
-        rec->drop_payload();
-        other_counts.timed_out.fetch_add(1, std::memory_order_relaxed);
-        return;
-      }
-      n = outstanding.load(std::memory_order_relaxed);
+      n = bounded.load(std::memory_order_relaxed);
     }
   }
+  accepted.fetch_add(1, std::memory_order_relaxed);
 
   // Accepted: from here on, every path settles through conclude().
   if (prepare) {
@@ -629,6 +649,8 @@ void PoolCore::submit(const TaskRecordRef& rec, RunOptions& options,
               due - Clock::now(), [pool, ref = std::move(ref)] {
                 (void)cancel_task(*pool, *ref, TaskErrc::kTimedOut);
               });
+          // The supervisor's life is its keep-alive's, not its timers'.
+          raw->timeout_timer.unref();
         })) {
       // The supervisor is gone (destroy() ran meanwhile): settle below.
     }
@@ -646,8 +668,10 @@ void PoolCore::submit(const TaskRecordRef& rec, RunOptions& options,
 }
 
 bool PoolCore::conclude(TaskRecord& rec, std::unique_ptr<TaskError> error, Counts& counts,
-                        int thread_id, bool by_worker, Histogram* run_hist) noexcept {
-  if (!rec.claim()) return false;
+                        int thread_id, WorkerSlot* worker, Histogram* run_hist) noexcept {
+  const int from = rec.claim();
+  if (from < 0) return false;
+  const bool by_worker = worker != nullptr;
   // Counted before the outcome is published: once a future is ready, the
   // metrics and the on_finish hook include it.
   const TaskError* e = error.get();
@@ -662,7 +686,14 @@ bool PoolCore::conclude(TaskRecord& rec, std::unique_ptr<TaskError> error, Count
   } else {
     c.fetch_add(1, std::memory_order_relaxed);
   }
-  const bool started = rec.started_at != Clock::time_point{};
+  if (by_worker) {
+    bump(worker->finished);
+  } else if (from == TaskRecord::kRunning) {
+    settled_running.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    settled_queued.fetch_add(1, std::memory_order_relaxed);
+  }
+  const bool started = from == TaskRecord::kRunning;
   const Clock::time_point end = started ? Clock::now() : Clock::time_point{};
   if (started && run_hist) run_hist->record(ns_between(rec.started_at, end));
   if (opt.hooks.on_finish) {
@@ -685,11 +716,19 @@ bool PoolCore::conclude(TaskRecord& rec, std::unique_ptr<TaskError> error, Count
     rec.add_ref();
     (void)post_to_supervisor([ref = std::move(ref)] { ref->timeout_timer.cancel(); });
   }
-  // seq_cst, with the load of `waiters`: pairs with wait_idle()/kWait's
-  // increment and re-check (both sides RMW or seq_cst: one sees the other).
-  // After publish: drain() returning means every future is ready.
-  outstanding.fetch_sub(1, std::memory_order_seq_cst);
-  if (waiters.load(std::memory_order_seq_cst) > 0) {
+  // Released after publishing: drain() returning means every future is
+  // ready. Then the fast side of the handshake with wait_idle(): a store,
+  // light_barrier(), a load of `waiters` (an RMW on the shared paths).
+  if (by_worker) {
+    bump(worker->released);
+  } else {
+    released_elsewhere.fetch_add(1, std::memory_order_seq_cst);
+  }
+  if (opt.max_queue != PoolOptions::kUnbounded) {
+    bounded.fetch_sub(1, std::memory_order_seq_cst);  // room for a kWait caller
+  }
+  light_barrier();
+  if (waiters.load(std::memory_order_relaxed) > 0) {
     std::lock_guard<std::mutex> lock(wait_mu);
     wait_cv.notify_all();
   }
@@ -699,7 +738,7 @@ bool PoolCore::conclude(TaskRecord& rec, std::unique_ptr<TaskError> error, Count
 bool PoolCore::settle_elsewhere(TaskRecord& rec, std::unique_ptr<TaskError> error, int thread_id,
                                 Histogram* run_hist) {
   const bool was_queued = rec.phase() == TaskRecord::kQueued;
-  if (!conclude(rec, std::move(error), other_counts, thread_id, false, run_hist)) return false;
+  if (!conclude(rec, std::move(error), other_counts, thread_id, nullptr, run_hist)) return false;
   if (was_queued) rec.drop_payload();
   return true;
 }
@@ -741,7 +780,6 @@ void PoolSource::run_one(TaskRecord* raw) {
   if (own_stop) rec->stop = std::stop_source();
   if (!rec->try_start()) return;  // cancelled while queued: settled already
   bump(s.started);
-  s.running.store(s.running.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   rec->started_at = Clock::now();
   s.wait_time.record(ns_between(rec->queued_at, rec->started_at));
   {
@@ -791,9 +829,8 @@ void PoolSource::finish(TaskRecord& rec, std::unique_ptr<TaskError> error,
     const auto why = static_cast<TaskErrc>(rec.cancel_reason.load(std::memory_order_acquire));
     error = cancelled_error(why == TaskErrc::kTimedOut ? TaskErrc::kTimedOut : TaskErrc::kCancelled);
   }
-  s.running.store(s.running.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
   (void)p.conclude(rec, std::move(error), s.counts, s.thread_id.load(std::memory_order_relaxed),
-                   /*by_worker=*/true, &s.run_time);
+                   &s, &s.run_time);
   s.last_active_ns.store(now_ns(), std::memory_order_relaxed);
   --s.in_flight_count;
   TaskRecordRef keep;
@@ -924,15 +961,7 @@ void PoolCore::handle_exit(const std::shared_ptr<WorkerSlot>& slot, int code) {
   slot->worker.reset();
   {
     std::lock_guard<std::mutex> lock(slots_mu);
-    slot->counts.completed.load();  // (folded below)
-    Counts& c = retired_counts;
-    c.completed.fetch_add(slot->counts.completed.load(std::memory_order_relaxed));
-    c.failed.fetch_add(slot->counts.failed.load(std::memory_order_relaxed));
-    c.cancelled.fetch_add(slot->counts.cancelled.load(std::memory_order_relaxed));
-    c.timed_out.fetch_add(slot->counts.timed_out.load(std::memory_order_relaxed));
-    retired_started += slot->started.load(std::memory_order_relaxed);
-    slot->run_time.add_to(retired_run_time);
-    slot->wait_time.add_to(retired_wait_time);
+    fold_locked(*slot);
     std::erase(slots, slot);
   }
   if (!retired && !stopping) {
@@ -988,8 +1017,10 @@ void PoolCore::abandon(const std::shared_ptr<WorkerSlot>& slot, TaskRecord* canc
 void PoolCore::check_idle() {
   {
     std::lock_guard<std::mutex> lock(slots_mu);
-    std::erase_if(abandoned, [](auto& a) {
-      return a.second.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+    std::erase_if(abandoned, [this](auto& a) {
+      if (a.second.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return false;
+      fold_locked(*a.first);  // its thread has ended: its counters are final
+      return true;
     });
   }
   if (destroying.load(std::memory_order_acquire)) return;
@@ -1043,11 +1074,50 @@ void PoolCore::finish_shutdown() {
   supervisor_keep_alive.reset();
 }
 
+PoolCore::Tally PoolCore::tally_locked() const {
+  Tally t{retired_started, retired_finished, retired_released};
+  auto add = [&](const WorkerSlot& s) {
+    t.started += s.started.load(std::memory_order_relaxed);
+    t.finished += s.finished.load(std::memory_order_relaxed);
+    t.released += s.released.load(std::memory_order_relaxed);
+  };
+  for (const auto& s : slots) add(*s);
+  for (const auto& a : abandoned) add(*a.first);
+  return t;
+}
+
+void PoolCore::fold_locked(const WorkerSlot& slot) {
+  Counts& c = retired_counts;
+  c.completed.fetch_add(slot.counts.completed.load(std::memory_order_relaxed));
+  c.failed.fetch_add(slot.counts.failed.load(std::memory_order_relaxed));
+  c.cancelled.fetch_add(slot.counts.cancelled.load(std::memory_order_relaxed));
+  c.timed_out.fetch_add(slot.counts.timed_out.load(std::memory_order_relaxed));
+  retired_started += slot.started.load(std::memory_order_relaxed);
+  retired_finished += slot.finished.load(std::memory_order_relaxed);
+  retired_released += slot.released.load(std::memory_order_relaxed);
+  slot.run_time.add_to(retired_run_time);
+  slot.wait_time.add_to(retired_wait_time);
+}
+
+std::uint64_t PoolCore::unreleased() {
+  // `accepted` first: a task accepted after it is not counted as released
+  // either, so the difference never goes below zero.
+  const std::uint64_t acc = accepted.load(std::memory_order_seq_cst);
+  std::lock_guard<std::mutex> lock(slots_mu);
+  const std::uint64_t done =
+      tally_locked().released + released_elsewhere.load(std::memory_order_seq_cst);
+  return acc > done ? acc - done : 0;
+}
+
 void PoolCore::wait_idle(std::optional<Clock::time_point> deadline) {
+  // The slow side of the handshake with conclude(): register, then a heavy
+  // barrier, then every check sees what a worker released before it looked
+  // at `waiters` (or that worker sees us and notifies under wait_mu).
   waiters.fetch_add(1, std::memory_order_seq_cst);
+  heavy_barrier();
   {
     std::unique_lock<std::mutex> lock(wait_mu);
-    auto idle_now = [&] { return outstanding.load(std::memory_order_seq_cst) == 0; };
+    auto idle_now = [&] { return unreleased() == 0; };
     if (deadline) {
       wait_cv.wait_until(lock, *deadline, idle_now);
     } else {
@@ -1060,27 +1130,27 @@ void PoolCore::wait_idle(std::optional<Clock::time_point> deadline) {
 PoolMetrics PoolCore::metrics() {
   PoolMetrics m;
   Histogram::Totals run = {}, wait = {};
-  std::uint64_t started = 0;
-  std::int64_t running = 0;
   Counts* parts[2] = {&other_counts, &retired_counts};
+  // `accepted` first, the settled counts after: each task counted as settled
+  // was accepted before, so no difference below goes negative.
+  const std::uint64_t acc = accepted.load(std::memory_order_seq_cst);
+  Tally t;
   {
     std::lock_guard<std::mutex> lock(slots_mu);
     run = retired_run_time;
     wait = retired_wait_time;
-    started = retired_started;
-    auto add_slot = [&](const WorkerSlot& s, bool live_one) {
+    t = tally_locked();
+    auto add_slot = [&](const WorkerSlot& s) {
       m.completed += s.counts.completed.load(std::memory_order_relaxed);
       m.failed += s.counts.failed.load(std::memory_order_relaxed);
       m.cancelled += s.counts.cancelled.load(std::memory_order_relaxed);
       m.timed_out += s.counts.timed_out.load(std::memory_order_relaxed);
-      started += s.started.load(std::memory_order_relaxed);
-      if (live_one) running += s.running.load(std::memory_order_relaxed);
       s.run_time.add_to(run);
       s.wait_time.add_to(wait);
     };
-    for (const auto& s : slots) add_slot(*s, true);
+    for (const auto& s : slots) add_slot(*s);
     for (const auto& a : abandoned) {
-      add_slot(*a.first, false);
+      add_slot(*a.first);
       if (a.second.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
         ++m.abandoned_threads;
       }
@@ -1094,14 +1164,14 @@ PoolMetrics PoolCore::metrics() {
     m.timed_out += c->timed_out.load(std::memory_order_relaxed);
   }
   m.rejected = rejected.load(std::memory_order_relaxed);
-  const std::int64_t out = std::max<std::int64_t>(0, outstanding.load(std::memory_order_acquire));
+  const std::uint64_t queued_settled = settled_queued.load(std::memory_order_relaxed);
+  const std::uint64_t running_settled = settled_running.load(std::memory_order_relaxed);
+  auto minus = [](std::uint64_t a, std::uint64_t b) { return a > b ? a - b : 0; };
   m.threads = static_cast<std::size_t>(std::max<std::int64_t>(0, live.load()));
-  m.running = static_cast<std::size_t>(std::clamp<std::int64_t>(running, 0, out));
-  m.queue_size = static_cast<std::size_t>(out) - m.running;
-  // Everything accepted either settled or is outstanding (a refusal at the
-  // door is in `rejected` but was never accepted, except evictions).
-  m.submitted = m.completed + m.failed + m.cancelled + m.timed_out +
-                evicted.load(std::memory_order_relaxed) + static_cast<std::uint64_t>(out);
+  m.submitted = acc;
+  // Started and not settled; accepted and neither started nor settled.
+  m.running = static_cast<std::size_t>(minus(t.started, t.finished + running_settled));
+  m.queue_size = static_cast<std::size_t>(minus(acc, t.started + queued_settled));
   m.workers_started = workers_started.load(std::memory_order_relaxed);
   m.workers_retired = workers_retired.load(std::memory_order_relaxed);
   m.workers_replaced = workers_replaced.load(std::memory_order_relaxed);
@@ -1123,7 +1193,6 @@ PoolMetrics PoolCore::metrics() {
   const double busy = static_cast<double>(run.sum) * 1e-9;
   m.utilization =
       elapsed > 0 ? std::clamp(busy / (elapsed * static_cast<double>(max_threads)), 0.0, 1.0) : 0;
-  (void)started;
   return m;
 }
 
@@ -1169,10 +1238,13 @@ bool cancel_task(PoolCore& pool, TaskRecord& rec, TaskErrc errc) {
   rec.add_ref();
   (void)pool.post_to_supervisor([pool = pool.shared_from_this(), slot = std::move(slot),
                                  ref = std::move(ref)]() mutable {
-    EventLoop::current().set_timeout(pool->opt.cancel_grace, [pool, slot, ref] {
-      if (ref->settled()) return;
-      pool->abandon(slot, ref.get());
-    });
+    EventLoop::current()
+        .set_timeout(pool->opt.cancel_grace,
+                     [pool, slot, ref] {
+                       if (ref->settled()) return;
+                       pool->abandon(slot, ref.get());
+                     })
+        .unref();
   });
   return true;
 }
@@ -1206,6 +1278,21 @@ TaskCompletion& TaskCompletion::operator=(TaskCompletion&& o) noexcept {
 
 TaskCompletion::~TaskCompletion() {
   if (!rec_) return;
+  // Destroyed with the loop of a worker that is ending (it died, or was let
+  // go): the pool settles the task with the worker's own error instead.
+  if (internal::worker_ending()) return;
+  if (std::uncaught_exceptions() > 0) {
+    // Dropped while an exception unwinds, which may be about to end the
+    // worker: decide on the loop's next turn, when that is known.
+    try {
+      EventLoop::current().post([c = TaskCompletion(std::move(rec_), std::move(token_),
+                                                    std::move(slot_))]() mutable {
+        if (internal::worker_ending()) c.rec_ = internal::TaskRecordRef();
+      });
+      return;
+    } catch (...) {
+    }
+  }
   try {
     finish(internal::make_task_error(TaskErrc::kNotCompleted,
                                      "weave::TaskCompletion: dropped without settling"));
@@ -1381,7 +1468,7 @@ void Pool::drain() { core_->wait_idle(std::nullopt); }
 
 bool Pool::drain_for(Clock::duration d) {
   core_->wait_idle(Clock::now() + d);
-  return core_->outstanding.load(std::memory_order_acquire) == 0;
+  return core_->unreleased() == 0;
 }
 
 PoolMetrics Pool::metrics() const { return core_->metrics(); }
@@ -1390,7 +1477,13 @@ std::size_t Pool::threads_approx() const noexcept {
   return static_cast<std::size_t>(std::max<std::int64_t>(0, core_->live.load()));
 }
 
-std::size_t Pool::queue_size_approx() const noexcept { return core_->queue.size_approx(); }
+std::size_t Pool::queue_size_approx() const noexcept {
+  try {
+    return core_->metrics().queue_size;
+  } catch (...) {
+    return core_->queue.size_approx();  // out of memory summing: the raw queue
+  }
+}
 
 const PoolOptions& Pool::options() const noexcept { return core_->opt; }
 

@@ -182,7 +182,7 @@ struct DurationSummary {
 };
 
 // A snapshot of the pool. Counters are exact for some recent moment each, not
-// all for the same one.
+// all for the same one; a task is in them by the time its future is ready.
 struct PoolMetrics {
   std::size_t threads = 0;        // live workers
   std::size_t queue_size = 0;     // accepted tasks not yet started
@@ -192,7 +192,8 @@ struct PoolMetrics {
   std::uint64_t failed = 0;       // settled with an error other than cancelled/timed out
   std::uint64_t cancelled = 0;    // settled cancelled (not timed out)
   std::uint64_t timed_out = 0;
-  std::uint64_t rejected = 0;     // refused or evicted at max_queue, or after close()
+  std::uint64_t rejected = 0;     // refused by run() (queue full, closed, unknown name, a
+                                  // transfer list it cannot take) or evicted at max_queue
   std::uint64_t workers_started = 0;
   std::uint64_t workers_retired = 0;   // idle above min_threads
   std::uint64_t workers_replaced = 0;  // died, or stuck past cancel_grace
@@ -245,10 +246,12 @@ class Pool {
   void destroy();
   [[nodiscard]] bool closed() const noexcept;
 
-  // Any thread. Never blocks (the histograms are read without stopping
-  // anyone). Allocates nothing but the result.
+  // Any thread. May block (briefly: the lock of the worker list; the
+  // counters and histograms are read without stopping anyone). Allocates
+  // nothing but the result.
   [[nodiscard]] PoolMetrics metrics() const;
-  // Live workers / tasks waiting: racy by nature. Never blocks.
+  // Live workers / tasks waiting: racy by nature. Any thread. threads_approx
+  // never blocks; queue_size_approx may, briefly (as metrics()).
   [[nodiscard]] std::size_t threads_approx() const noexcept;
   [[nodiscard]] std::size_t queue_size_approx() const noexcept;
   [[nodiscard]] const PoolOptions& options() const noexcept;

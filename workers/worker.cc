@@ -360,6 +360,7 @@ void* worker_main(void* raw) {
 
   internal::set_thread_interruptor(&self.shared->interruptor);
   self.final_code = run_worker(self, entry);
+  self.ending = true;
   // Teardown (the loop's destructor may still run tasks) must not be
   // interrupted: a throw there would have nowhere to go.
   internal::set_thread_interruptor(nullptr);
@@ -547,6 +548,11 @@ void Worker::shut_down() noexcept {
 }
 
 namespace internal {
+bool worker_ending() noexcept {
+  WorkerThread* self = tl_worker;
+  return self && self->ending;
+}
+
 bool worker_exit_in_progress() noexcept {
   WorkerThread* self = tl_worker;
   return self && self->exit_requested;

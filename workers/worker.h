@@ -98,6 +98,9 @@ std::future<std::optional<int>> abandon_worker(Worker&& worker);
 // True on a worker thread while this_worker::exit() unwinds its stack: code
 // that catches everything (a pool running a task) rethrows then. Never blocks.
 [[nodiscard]] bool worker_exit_in_progress() noexcept;
+// True on a worker thread once its entry and loop are done and it is
+// tearing down (its loop's remaining callbacks being destroyed). Never blocks.
+[[nodiscard]] bool worker_ending() noexcept;
 // Inside a catch block: the demangled type of the exception being handled
 // ("std::runtime_error", "int"). Allocates.
 [[nodiscard]] std::string current_exception_type_name();

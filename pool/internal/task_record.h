@@ -85,14 +85,15 @@ class TaskRecord {
   // kQueued -> kRunning; false if it was settled first (cancelled in the queue).
   bool try_start() noexcept;
   // Settling in two steps, so the pool can count the outcome before anyone
-  // sees it: claim() wins the right to settle (false if someone else
-  // settled or is settling); publish() then stores the outcome (nullptr: the
-  // stored result), wakes waiters and posts the continuation.
-  bool claim() noexcept;
+  // sees it: claim() wins the right to settle and returns the phase it took
+  // the task from (kQueued or kRunning), or -1 if someone else settled or is
+  // settling; publish() then stores the outcome (nullptr: the stored
+  // result), wakes waiters and posts the continuation.
+  int claim() noexcept;
   void publish(std::unique_ptr<TaskError> error) noexcept;
   // claim() + publish().
   bool settle(std::unique_ptr<TaskError> error) noexcept {
-    if (!claim()) return false;
+    if (claim() < 0) return false;
     publish(std::move(error));
     return true;
   }

@@ -110,6 +110,8 @@ struct WorkerThread {
   int exit_code = 0;
   // Decided when the work ends; reported by the destructor.
   int final_code = 0;
+  // The entry and loop are done: the thread is tearing down.
+  bool ending = false;
 };
 
 // The calling thread's WorkerThread, or nullptr outside a worker.
