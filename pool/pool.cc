@@ -915,15 +915,22 @@ void PoolCore::spawn() {
   wo.worker_data = opt.worker_data;
   wo.resource_limits = opt.resource_limits;
   wo.env = opt.env;
+  // Listed before its thread exists: its counters are in metrics() from its
+  // first task on, and cancellers find it.
+  {
+    std::lock_guard<std::mutex> lock(slots_mu);
+    slots.push_back(slot);
+  }
   live.fetch_add(1, std::memory_order_acq_rel);
   try {
     slot->worker.emplace([pool = shared_from_this(), slot] { worker_entry(pool, slot); },
                          std::move(wo));
   } catch (...) {
     live.fetch_sub(1, std::memory_order_acq_rel);
+    std::lock_guard<std::mutex> lock(slots_mu);
+    std::erase(slots, slot);
     throw;
   }
-  slot->thread_id.store(slot->worker->thread_id(), std::memory_order_relaxed);
   workers_started.fetch_add(1, std::memory_order_relaxed);
   WorkerSlot* raw = slot.get();
   slot->worker->on_error([raw](const WorkerError& e) { raw->error = e; });
@@ -937,8 +944,6 @@ void PoolCore::spawn() {
     }
     if (s) handle_exit(s, code);
   });
-  std::lock_guard<std::mutex> lock(slots_mu);
-  slots.push_back(std::move(slot));
 }
 
 void PoolCore::handle_exit(const std::shared_ptr<WorkerSlot>& slot, int code) {
