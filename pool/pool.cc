@@ -147,11 +147,12 @@ bool TaskRecord::request_cancel() noexcept {
   return true;
 }
 
-int TaskRecord::claim() noexcept {
+int TaskRecord::claim(bool only_queued) noexcept {
   std::uint32_t s = state_.load(std::memory_order_relaxed);
   do {
     const std::uint32_t phase = s & kPhaseMask;
     if (phase == kSettled || phase == kSettling) return -1;
+    if (only_queued && phase != kQueued) return -1;
   } while (!state_.compare_exchange_weak(s, (s & ~kPhaseMask) | kSettling,
                                          std::memory_order_acq_rel));
   return static_cast<int>(s & kPhaseMask);
@@ -281,12 +282,16 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   // and accounts for it. False if it had settled already.
   bool settle_elsewhere(TaskRecord& rec, std::unique_ptr<TaskError> error, int thread_id = 0,
                         Histogram* run_hist = nullptr);
+  // Settles `rec` only if no worker has started it.
+  bool settle_queued(TaskRecord& rec, std::unique_ptr<TaskError> error);
   // Every settle of an accepted task: wins the record (false if another
   // thread did), counts the outcome (`counts`: the worker's own when
   // by_worker, else shared), records the run time, runs on_finish, then
   // publishes and lets drain() and kWait callers go.
+  // only_queued: settle it only if it has not started (a cancellation in
+  // the queue must not settle a task a worker just took).
   bool conclude(TaskRecord& rec, std::unique_ptr<TaskError> error, Counts& counts, int thread_id,
-                WorkerSlot* worker, Histogram* run_hist) noexcept;
+                WorkerSlot* worker, Histogram* run_hist, bool only_queued = false) noexcept;
   void cancel_queued_all();
 
   // --- idle workers --------------------------------------------------------------------
@@ -573,7 +578,7 @@ void PoolCore::submit(const TaskRecordRef& rec, RunOptions& options,
         TaskRecord* old = nullptr;
         bool evicted = false;
         while (!evicted && queue.try_dequeue(old)) {
-          evicted = settle_elsewhere(*old, make_task_error(TaskErrc::kQueueFull,
+          evicted = settle_queued(*old, make_task_error(TaskErrc::kQueueFull,
                                                            "weave::Pool: evicted from a full "
                                                            "queue by a newer task"));
           old->release();
@@ -604,7 +609,7 @@ void PoolCore::submit(const TaskRecordRef& rec, RunOptions& options,
         // Accepted and cancelled at once, as if it had waited in the queue.
         bounded.fetch_add(1, std::memory_order_acq_rel);
         accepted.fetch_add(1, std::memory_order_relaxed);
-        (void)settle_elsewhere(*rec, cancelled_error(stopped ? TaskErrc::kCancelled
+        (void)settle_queued(*rec, cancelled_error(stopped ? TaskErrc::kCancelled
                                                              : TaskErrc::kTimedOut));
         return;
       }
@@ -616,7 +621,7 @@ void PoolCore::submit(const TaskRecordRef& rec, RunOptions& options,
   // Accepted: from here on, every path settles through conclude().
   if (prepare) {
     if (Status st = (*prepare)(); !st) {
-      (void)settle_elsewhere(*rec, make_task_error(TaskErrc::kDataClone,
+      (void)settle_queued(*rec, make_task_error(TaskErrc::kDataClone,
                                                    "weave::Pool: the args cannot be sent: " +
                                                        st.message()));
       return;
@@ -658,7 +663,7 @@ void PoolCore::submit(const TaskRecordRef& rec, RunOptions& options,
   rec->add_ref();  // the queue's reference
   if (!queue.enqueue(rec.get())) {
     rec->release();
-    (void)settle_elsewhere(*rec, make_task_error(TaskErrc::kThrew, "weave::Pool: out of memory",
+    (void)settle_queued(*rec, make_task_error(TaskErrc::kThrew, "weave::Pool: out of memory",
                                                  "std::bad_alloc"));
     return;
   }
@@ -668,8 +673,9 @@ void PoolCore::submit(const TaskRecordRef& rec, RunOptions& options,
 }
 
 bool PoolCore::conclude(TaskRecord& rec, std::unique_ptr<TaskError> error, Counts& counts,
-                        int thread_id, WorkerSlot* worker, Histogram* run_hist) noexcept {
-  const int from = rec.claim();
+                        int thread_id, WorkerSlot* worker, Histogram* run_hist,
+                        bool only_queued) noexcept {
+  const int from = rec.claim(only_queued);
   if (from < 0) return false;
   const bool by_worker = worker != nullptr;
   // Counted before the outcome is published: once a future is ready, the
@@ -737,16 +743,21 @@ bool PoolCore::conclude(TaskRecord& rec, std::unique_ptr<TaskError> error, Count
 
 bool PoolCore::settle_elsewhere(TaskRecord& rec, std::unique_ptr<TaskError> error, int thread_id,
                                 Histogram* run_hist) {
-  const bool was_queued = rec.phase() == TaskRecord::kQueued;
-  if (!conclude(rec, std::move(error), other_counts, thread_id, nullptr, run_hist)) return false;
-  if (was_queued) rec.drop_payload();
+  return conclude(rec, std::move(error), other_counts, thread_id, nullptr, run_hist);
+}
+
+bool PoolCore::settle_queued(TaskRecord& rec, std::unique_ptr<TaskError> error) {
+  if (!conclude(rec, std::move(error), other_counts, 0, nullptr, nullptr, /*only_queued=*/true)) {
+    return false;
+  }
+  rec.drop_payload();  // it will never run: free its callable and args now
   return true;
 }
 
 void PoolCore::cancel_queued_all() {
   TaskRecord* rec = nullptr;
   while (queue.try_dequeue(rec)) {
-    (void)settle_elsewhere(*rec, cancelled_error(TaskErrc::kCancelled));
+    (void)settle_queued(*rec, cancelled_error(TaskErrc::kCancelled));
     rec->release();
   }
 }
@@ -1207,7 +1218,7 @@ bool cancel_task(PoolCore& pool, TaskRecord& rec, TaskErrc errc) {
   for (;;) {
     const std::uint32_t phase = rec.phase();
     if (phase == TaskRecord::kQueued) {
-      if (pool.settle_elsewhere(rec, cancelled_error(errc))) return true;
+      if (pool.settle_queued(rec, cancelled_error(errc))) return true;
       continue;  // it started (or settled) meanwhile
     }
     if (phase != TaskRecord::kRunning) return false;

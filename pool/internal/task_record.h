@@ -89,7 +89,8 @@ class TaskRecord {
   // the task from (kQueued or kRunning), or -1 if someone else settled or is
   // settling; publish() then stores the outcome (nullptr: the stored
   // result), wakes waiters and posts the continuation.
-  int claim() noexcept;
+  // With only_queued, a task that has started is not claimed (-1).
+  int claim(bool only_queued = false) noexcept;
   void publish(std::unique_ptr<TaskError> error) noexcept;
   // claim() + publish().
   bool settle(std::unique_ptr<TaskError> error) noexcept {
