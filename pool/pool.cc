@@ -226,7 +226,9 @@ struct alignas(kFalseSharingSpan) WorkerSlot {
 
   // --- the worker's thread -------------------------------------------------------------
   std::optional<moodycamel::ConsumerToken> token;
-  std::shared_ptr<class PoolSource> source;
+  // The source on the worker's loop, which owns it (a shared_ptr here
+  // would be a cycle: the source holds the slot).
+  class PoolSource* source = nullptr;
   LoopCore* loop_core = nullptr;  // set before the slot can be listed idle
   std::size_t in_flight_count = 0;
   // Single-writer counters and histograms, read by metrics().
@@ -508,7 +510,7 @@ void PoolCore::wake_or_grow() noexcept {
       sleepers.store(static_cast<int>(idle.size()), std::memory_order_relaxed);
       // Under the lock: a worker unlists itself under it before its loop
       // (and the source) can go away.
-      s->loop_core->schedule(s->source.get());
+      s->loop_core->schedule(s->source);
       return;
     }
   }
@@ -880,7 +882,7 @@ void worker_entry(const std::shared_ptr<PoolCore>& pool, const std::shared_ptr<W
   slot->thread_id.store(weave::thread_id(), std::memory_order_relaxed);
   slot->token.emplace(pool->queue);
   auto source = std::make_shared<PoolSource>(pool, slot);
-  slot->source = source;
+  slot->source = source.get();
   slot->loop_core = &loop.core();
   slot->last_active_ns.store(now_ns(), std::memory_order_relaxed);
   loop.add_source(source, /*refed=*/true);
