@@ -19,7 +19,7 @@
 //   running.
 // - A record's state word decides every race (pool/internal/task_record.h);
 // - Counting costs the workers no locked instruction: run() adds to
-//   `accepted`; each worker counts what it started, finished (counted before
+//   the task ids it hands out; each worker counts what it started, finished (counted before
 //   the future is ready, for the metrics) and released (after, for drain())
 //   in counters only it writes; the rare settles elsewhere (cancelled in the
 //   queue, a dead or stuck worker's tasks) use shared atomics. drain() adds
@@ -45,6 +45,7 @@
 #include "atomics/internal/futex.h"
 #include "channel/status.h"
 #include "pool/internal/histogram.h"
+#include "pool/internal/ticks.h"
 #include "workers/arena.h"
 
 namespace weave {
@@ -59,10 +60,27 @@ std::int64_t now_ns() noexcept {
       .count();
 }
 
-std::uint64_t ns_between(Clock::time_point a, Clock::time_point b) noexcept {
-  const auto d = std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count();
-  return d > 0 ? static_cast<std::uint64_t>(d) : 0;
+}  // namespace
+
+double ns_per_tick() noexcept {
+#if defined(__x86_64__)
+  static const double factor = [] {
+    // ~2 ms against steady_clock: the error is two clock reads in 2 ms.
+    const auto t0 = Clock::now();
+    const std::uint64_t k0 = ticks();
+    auto t1 = t0;
+    while (t1 - t0 < std::chrono::milliseconds(2)) t1 = Clock::now();
+    const std::uint64_t k1 = ticks();
+    const double ns = std::chrono::duration<double, std::nano>(t1 - t0).count();
+    return k1 > k0 ? ns / static_cast<double>(k1 - k0) : 1.0;
+  }();
+  return factor;
+#else
+  return 1.0;
+#endif
 }
+
+namespace {
 
 // A test-and-set lock for sections of a few instructions (never a system
 // call inside, except LoopCore::schedule's rare wake-up).
@@ -155,7 +173,7 @@ int TaskRecord::claim(bool only_queued) noexcept {
     if (only_queued && phase != kQueued) return -1;
   } while (!state_.compare_exchange_weak(s, (s & ~kPhaseMask) | kSettling,
                                          std::memory_order_acq_rel));
-  return static_cast<int>(s & kPhaseMask);
+  return static_cast<int>(s & (kPhaseMask | kCancelRequested));
 }
 
 void TaskRecord::publish(std::unique_ptr<TaskError> error) noexcept {
@@ -166,24 +184,25 @@ void TaskRecord::publish(std::unique_ptr<TaskError> error) noexcept {
   if (old & kWaiter) futex_wake(state_, INT_MAX);
   if (old & kThen) {
     try {
-      (void)then_loop_.post(std::move(then_));
+      (void)then_->loop.post(std::move(then_->fn));
     } catch (...) {
       // Out of memory posting the continuation: it is dropped with its loop's
       // keep-alive below; the future itself is settled.
     }
-    then_keep_alive_.reset();
+    then_->keep_alive.reset();
   }
 }
 
 void TaskRecord::on_settled(Task fn) {
-  then_ = std::move(fn);
-  then_loop_ = EventLoop::current().handle();
-  then_keep_alive_ = then_loop_.keep_alive();
+  then_ = std::make_unique<Continuation>();
+  then_->fn = std::move(fn);
+  then_->loop = EventLoop::current().handle();
+  then_->keep_alive = then_->loop.keep_alive();
   std::uint32_t s = state_.load(std::memory_order_acquire);
   for (;;) {
     if ((s & kPhaseMask) == kSettled) {
-      (void)then_loop_.post(std::move(then_));
-      then_keep_alive_.reset();
+      (void)then_->loop.post(std::move(then_->fn));
+      then_->keep_alive.reset();
       return;
     }
     if (state_.compare_exchange_weak(s, s | kThen, std::memory_order_acq_rel)) return;
@@ -293,7 +312,8 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   // only_queued: settle it only if it has not started (a cancellation in
   // the queue must not settle a task a worker just took).
   bool conclude(TaskRecord& rec, std::unique_ptr<TaskError> error, Counts& counts, int thread_id,
-                WorkerSlot* worker, Histogram* run_hist, bool only_queued = false) noexcept;
+                WorkerSlot* worker, Histogram* run_hist, bool only_queued = false,
+                std::uint64_t end = 0) noexcept;
   void cancel_queued_all();
 
   // --- idle workers --------------------------------------------------------------------
@@ -328,11 +348,29 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   const std::size_t max_threads;
   const std::size_t concurrency;
   const Clock::time_point started_at = Clock::now();
+  const double ns_per = ns_per_tick();  // see pool/internal/ticks.h
 
   // What run() writes: its own line.
   alignas(kFalseSharingSpan) moodycamel::ConcurrentQueue<TaskRecord*> queue;
-  alignas(kFalseSharingSpan) std::atomic<std::uint64_t> accepted{0};
-  std::atomic<std::uint64_t> next_id{1};
+  // One producer token per submitting thread (an explicit producer enqueues
+  // faster than the implicit per-thread lookup). Owned here, after `queue`,
+  // so they go before it; a thread finds its own through a small
+  // thread-local cache keyed by `serial`.
+  moodycamel::ProducerToken& producer_token();
+  std::mutex tokens_mu;
+  std::map<std::thread::id, std::unique_ptr<moodycamel::ProducerToken>> tokens;
+  const std::uint64_t serial;
+  // Task ids, one per run(): also the count of tasks accepted, with
+  // `refused` (given an id, then refused at the door) taken off.
+  alignas(kFalseSharingSpan) std::atomic<std::uint64_t> next_id{1};
+  std::atomic<std::uint64_t> refused{0};
+  std::atomic<std::uint64_t> at_door{0};  // blocked in run() under kWait
+  [[nodiscard]] std::uint64_t accepted() const noexcept {
+    const std::uint64_t ids = next_id.load(std::memory_order_seq_cst) - 1;
+    const std::uint64_t no =
+        refused.load(std::memory_order_seq_cst) + at_door.load(std::memory_order_seq_cst);
+    return ids > no ? ids - no : 0;
+  }
   // Unsettled tasks, kept only when max_queue is bounded (admission).
   alignas(kFalseSharingSpan) std::atomic<std::int64_t> bounded{0};
   // Workers parked with their source armed, and the lock of the list.
@@ -436,11 +474,44 @@ PoolOptions validated(PoolOptions o) {
 
 }  // namespace
 
+namespace {
+std::atomic<std::uint64_t> g_pool_serial{1};
+
+// The producer tokens the calling thread used last, by pool serial.
+struct TokenCache {
+  static constexpr int kEntries = 4;
+  std::uint64_t serial[kEntries] = {};
+  moodycamel::ProducerToken* token[kEntries] = {};
+  int next = 0;
+};
+thread_local TokenCache tl_tokens;
+}  // namespace
+
 PoolCore::PoolCore(PoolOptions o)
     : opt(validated(std::move(o))),
       min_threads(*opt.min_threads),
       max_threads(*opt.max_threads),
-      concurrency(opt.concurrent_tasks_per_worker) {}
+      concurrency(opt.concurrent_tasks_per_worker),
+      serial(g_pool_serial.fetch_add(1, std::memory_order_relaxed)) {}
+
+moodycamel::ProducerToken& PoolCore::producer_token() {
+  TokenCache& c = tl_tokens;
+  for (int i = 0; i < TokenCache::kEntries; ++i) {
+    if (c.serial[i] == serial) return *c.token[i];
+  }
+  moodycamel::ProducerToken* t = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(tokens_mu);
+    auto& slot = tokens[std::this_thread::get_id()];
+    if (!slot) slot = std::make_unique<moodycamel::ProducerToken>(queue);
+    t = slot.get();
+  }
+  const int i = c.next;
+  c.next = (c.next + 1) % TokenCache::kEntries;
+  c.serial[i] = serial;
+  c.token[i] = t;
+  return *t;
+}
 
 // The worker's side: a hot source on its loop that takes tasks from the queue.
 class PoolSource final : public LoopSource {
@@ -464,8 +535,14 @@ class PoolSource final : public LoopSource {
 
   // A deferred task of this worker settled: a slot may be free again.
   void slot_freed(EventLoop& loop) { loop.mark_hot(this); }
-  void run_one(TaskRecord* rec);
-  void finish(TaskRecord& rec, std::unique_ptr<TaskError> error, const std::stop_token& token);
+  // Runs a task taken from the queue (owning the queue's reference).
+  // `cursor`: ticks() as the previous task ended, or zero; set to when
+  // this one ended.
+  void run_one(TaskRecord* rec, std::uint64_t& cursor);
+  // Settles a task of this worker and takes it off the in-flight list;
+  // returns the time it ended.
+  std::uint64_t finish(TaskRecord& rec, std::unique_ptr<TaskError> error,
+                       const std::stop_token& token);
   [[nodiscard]] const std::shared_ptr<WorkerSlot>& slot() const noexcept { return slot_; }
   [[nodiscard]] const std::shared_ptr<PoolCore>& pool() const noexcept { return pool_; }
 
@@ -546,11 +623,16 @@ bool PoolCore::post_to_supervisor(Task task) noexcept {
 
 void PoolCore::submit(const TaskRecordRef& rec, RunOptions& options,
                       const std::function<Status()>* prepare) {
-  rec->queued_at = Clock::now();
+  rec->queued_ticks = ticks();
+  // Deadlines are on steady_clock; read only when the task has one.
+  const Clock::time_point submitted =
+      options.timeout ? Clock::now() : Clock::time_point{};
   auto refuse = [&](TaskErrc errc, std::string message) {
     (void)rec->settle(make_task_error(errc, std::move(message)));
     rec->drop_payload();
+    rec->release();  // the queue's reference: never queued
     rejected.fetch_add(1, std::memory_order_relaxed);
+    refused.fetch_add(1, std::memory_order_seq_cst);
   };
   if (closed.load(std::memory_order_acquire)) {
     return refuse(TaskErrc::kPoolClosed, "weave::Pool: the pool is closed");
@@ -592,33 +674,35 @@ void PoolCore::submit(const TaskRecordRef& rec, RunOptions& options,
         n = bounded.load(std::memory_order_relaxed);
         continue;
       }
-      // kWait: until a settle makes room, the pool closes or the task is cancelled.
+      // kWait: until a settle makes room, the pool closes or the task is
+      // cancelled. Meanwhile it is not counted as accepted.
+      at_door.fetch_add(1, std::memory_order_seq_cst);
       waiters.fetch_add(1, std::memory_order_seq_cst);
       {
         std::unique_lock<std::mutex> lock(wait_mu);
         wait_cv.wait_for(lock, std::chrono::milliseconds(50), [&] {
           return bounded.load(std::memory_order_seq_cst) < limit ||
                  closed.load(std::memory_order_acquire) || options.signal.stop_requested() ||
-                 (options.timeout && Clock::now() - rec->queued_at >= *options.timeout);
+                 (options.timeout && Clock::now() - submitted >= *options.timeout);
         });
       }
       waiters.fetch_sub(1, std::memory_order_relaxed);
+      at_door.fetch_sub(1, std::memory_order_seq_cst);
       if (closed.load(std::memory_order_acquire)) {
         return refuse(TaskErrc::kPoolClosed, "weave::Pool: the pool closed while run() waited");
       }
       const bool stopped = options.signal.stop_requested();
-      if (stopped || (options.timeout && Clock::now() - rec->queued_at >= *options.timeout)) {
+      if (stopped || (options.timeout && Clock::now() - submitted >= *options.timeout)) {
         // Accepted and cancelled at once, as if it had waited in the queue.
         bounded.fetch_add(1, std::memory_order_acq_rel);
-        accepted.fetch_add(1, std::memory_order_relaxed);
         (void)settle_queued(*rec, cancelled_error(stopped ? TaskErrc::kCancelled
-                                                             : TaskErrc::kTimedOut));
+                                                          : TaskErrc::kTimedOut));
+        rec->release();  // the queue's reference: never queued
         return;
       }
       n = bounded.load(std::memory_order_relaxed);
     }
   }
-  accepted.fetch_add(1, std::memory_order_relaxed);
 
   // Accepted: from here on, every path settles through conclude().
   if (prepare) {
@@ -626,6 +710,7 @@ void PoolCore::submit(const TaskRecordRef& rec, RunOptions& options,
       (void)settle_queued(*rec, make_task_error(TaskErrc::kDataClone,
                                                    "weave::Pool: the args cannot be sent: " +
                                                        st.message()));
+      rec->release();  // the queue's reference: never queued
       return;
     }
   }
@@ -641,11 +726,14 @@ void PoolCore::submit(const TaskRecordRef& rec, RunOptions& options,
         options.signal, std::function<void()>([pool = shared_from_this(), raw] {
           (void)cancel_task(*pool, *raw, TaskErrc::kCancelled);
         }));
-    if (rec->settled()) return;  // the signal was already requested
+    if (rec->settled()) {  // the signal was already requested
+      rec->release();      // the queue's reference: never queued
+      return;
+    }
   }
   if (options.timeout) {
     rec->timed = true;
-    const Clock::time_point due = rec->queued_at + *options.timeout;
+    const Clock::time_point due = submitted + *options.timeout;
     TaskRecordRef ref = rec;
     if (!post_to_supervisor([pool = shared_from_this(), ref = std::move(ref), due]() mutable {
           if (ref->settled()) return;
@@ -662,8 +750,7 @@ void PoolCore::submit(const TaskRecordRef& rec, RunOptions& options,
       // The supervisor is gone (destroy() ran meanwhile): settle below.
     }
   }
-  rec->add_ref();  // the queue's reference
-  if (!queue.enqueue(rec.get())) {
+  if (!queue.enqueue(producer_token(), rec.get())) {  // hands the queue its reference
     rec->release();
     (void)settle_queued(*rec, make_task_error(TaskErrc::kThrew, "weave::Pool: out of memory",
                                                  "std::bad_alloc"));
@@ -675,11 +762,19 @@ void PoolCore::submit(const TaskRecordRef& rec, RunOptions& options,
 }
 
 bool PoolCore::conclude(TaskRecord& rec, std::unique_ptr<TaskError> error, Counts& counts,
-                        int thread_id, WorkerSlot* worker, Histogram* run_hist,
-                        bool only_queued) noexcept {
-  const int from = rec.claim(only_queued);
-  if (from < 0) return false;
+                        int thread_id, WorkerSlot* worker, Histogram* run_hist, bool only_queued,
+                        std::uint64_t end) noexcept {
+  const int claimed = rec.claim(only_queued);
+  if (claimed < 0) return false;
+  const auto from = static_cast<std::uint32_t>(claimed) & TaskRecord::kPhaseMask;
   const bool by_worker = worker != nullptr;
+  if (by_worker && (claimed & TaskRecord::kCancelRequested) &&
+      !(error && error->cancelled())) {
+    // A cancel() that succeeded before this claim decides the outcome,
+    // whatever the task returned: cancel() said true.
+    const auto why = static_cast<TaskErrc>(rec.cancel_reason.load(std::memory_order_acquire));
+    error = cancelled_error(why == TaskErrc::kTimedOut ? TaskErrc::kTimedOut : TaskErrc::kCancelled);
+  }
   // Counted before the outcome is published: once a future is ready, the
   // metrics and the on_finish hook include it.
   const TaskError* e = error.get();
@@ -702,14 +797,15 @@ bool PoolCore::conclude(TaskRecord& rec, std::unique_ptr<TaskError> error, Count
     settled_queued.fetch_add(1, std::memory_order_relaxed);
   }
   const bool started = from == TaskRecord::kRunning;
-  const Clock::time_point end = started ? Clock::now() : Clock::time_point{};
-  if (started && run_hist) run_hist->record(ns_between(rec.started_at, end));
+  if (started && end == 0) end = ticks();
+  if (started && run_hist) run_hist->record(ticks_to_ns(rec.started_ticks, end, ns_per));
   if (opt.hooks.on_finish) {
     TaskEvent ev{rec.id(), rec.name()};
     ev.thread_id = thread_id;
     if (started) {
-      ev.wait_time = rec.started_at - rec.queued_at;
-      ev.run_time = end - rec.started_at;
+      ev.wait_time =
+          std::chrono::nanoseconds(ticks_to_ns(rec.queued_ticks, rec.started_ticks, ns_per));
+      ev.run_time = std::chrono::nanoseconds(ticks_to_ns(rec.started_ticks, end, ns_per));
     }
     ev.error = e;
     try {
@@ -769,41 +865,49 @@ void PoolCore::cancel_queued_all() {
 void PoolSource::dispatch(EventLoop& loop) {
   WorkerSlot& s = *slot_;
   PoolCore& p = *pool_;
-  if (s.listed_idle.load(std::memory_order_relaxed)) p.unlist_idle(s);  // woken some other way than through the list
+  if (s.listed_idle.load(std::memory_order_relaxed)) {
+    p.unlist_idle(s);  // woken some other way than through the idle list
+  }
+  // One clock read per task: a task's start is the previous one's end.
+  std::uint64_t cursor = 0;
   // A bounded batch, so the loop's timers and other sources get their turn.
   for (int budget = 256; budget > 0; --budget) {
     if (s.abandoned.load(std::memory_order_relaxed) || !has_room()) return;
     TaskRecord* rec = nullptr;
     if (!p.queue.try_dequeue(*s.token, rec)) {
-      s.last_active_ns.store(now_ns(), std::memory_order_relaxed);
+      if (cursor != 0) s.last_active_ns.store(now_ns(), std::memory_order_relaxed);
       loop.mark_hot(this);  // dry: stay hot, polled until the loop parks
       return;
     }
-    run_one(rec);
+    run_one(rec, cursor);
   }
   loop.mark_hot(this);  // more may wait: back after the loop's other work
 }
 
-void PoolSource::run_one(TaskRecord* raw) {
-  TaskRecordRef rec(raw);  // adopts the queue's reference
+void PoolSource::run_one(TaskRecord* rec, std::uint64_t& cursor) {
   WorkerSlot& s = *slot_;
   PoolCore& p = *pool_;
   rec->slot = &s;
   const bool own_stop = p.concurrency > 1;
   if (own_stop) rec->stop = std::stop_source();
-  if (!rec->try_start()) return;  // cancelled while queued: settled already
+  if (!rec->try_start()) {  // cancelled while queued: settled already
+    rec->release();         // the queue's reference
+    return;
+  }
   bump(s.started);
-  rec->started_at = Clock::now();
-  s.wait_time.record(ns_between(rec->queued_at, rec->started_at));
+  rec->started_ticks = cursor != 0 ? cursor : ticks();
+  s.wait_time.record(ticks_to_ns(rec->queued_ticks, rec->started_ticks, p.ns_per));
   {
+    // The queue's reference moves to the in-flight list: no count change.
     std::lock_guard<SpinLock> lock(s.mu);
-    s.in_flight.push_back(rec);
+    s.in_flight.emplace_back(rec);
   }
   ++s.in_flight_count;
   if (p.opt.hooks.on_start) {
     TaskEvent ev{rec->id(), rec->name()};
     ev.thread_id = s.thread_id.load(std::memory_order_relaxed);
-    ev.wait_time = rec->started_at - rec->queued_at;
+    ev.wait_time =
+        std::chrono::nanoseconds(ticks_to_ns(rec->queued_ticks, rec->started_ticks, p.ns_per));
     try {
       p.opt.hooks.on_start(ev);
     } catch (...) {
@@ -829,12 +933,15 @@ void PoolSource::run_one(TaskRecord* raw) {
     if (worker_exit_in_progress()) throw;  // this_worker::exit(): the worker ends
     error = make_task_error(TaskErrc::kThrew, "", current_exception_type_name());
   }
-  if (ctx.deferred() && !error) return;  // its TaskCompletion finishes it
-  finish(*rec, std::move(error), token);
+  if (ctx.deferred() && !error) {  // its TaskCompletion finishes it
+    cursor = 0;
+    return;
+  }
+  cursor = finish(*rec, std::move(error), token);
 }
 
-void PoolSource::finish(TaskRecord& rec, std::unique_ptr<TaskError> error,
-                        const std::stop_token& token) {
+std::uint64_t PoolSource::finish(TaskRecord& rec, std::unique_ptr<TaskError> error,
+                                 const std::stop_token& token) {
   WorkerSlot& s = *slot_;
   PoolCore& p = *pool_;
   const bool cancel_asked = rec.cancel_requested() || token.stop_requested();
@@ -842,9 +949,9 @@ void PoolSource::finish(TaskRecord& rec, std::unique_ptr<TaskError> error,
     const auto why = static_cast<TaskErrc>(rec.cancel_reason.load(std::memory_order_acquire));
     error = cancelled_error(why == TaskErrc::kTimedOut ? TaskErrc::kTimedOut : TaskErrc::kCancelled);
   }
+  const std::uint64_t end = ticks();
   (void)p.conclude(rec, std::move(error), s.counts, s.thread_id.load(std::memory_order_relaxed),
-                   &s, &s.run_time);
-  s.last_active_ns.store(now_ns(), std::memory_order_relaxed);
+                   &s, &s.run_time, /*only_queued=*/false, end);
   --s.in_flight_count;
   TaskRecordRef keep;
   {
@@ -855,12 +962,16 @@ void PoolSource::finish(TaskRecord& rec, std::unique_ptr<TaskError> error,
       keep = std::move(*it);
       s.in_flight.erase(it);
     }
-    if (cancel_asked && p.concurrency == 1 && s.stop.stop_requested()) {
-      // The next task gets a fresh token: this one stays requested.
+    if (p.concurrency == 1 && s.stop.stop_requested()) {
+      // The next task gets a fresh token: this one stays requested. (Under
+      // the lock a canceller requests it under, and only while the task is
+      // still running, i.e. before the claim above: no request can land on
+      // the next task.)
       s.stop = std::stop_source();
       s.stop_token = s.stop.get_token();
     }
   }
+  return end;
 }
 
 // --- the supervisor ---------------------------------------------------------------------
@@ -1078,10 +1189,14 @@ void PoolCore::finish_shutdown() {
     all = slots;
   }
   for (const auto& slot : all) {
+    // Stuck: a task of it is still unsettled after the grace period. (A
+    // settled one may still be on the list for a moment: its worker is
+    // finishing it, and will stop at once.)
     bool busy = false;
     {
       std::lock_guard<SpinLock> lock(slot->mu);
-      busy = !slot->in_flight.empty();
+      busy = std::any_of(slot->in_flight.begin(), slot->in_flight.end(),
+                         [](const TaskRecordRef& r) { return !r->settled(); });
     }
     if (busy) {
       abandon(slot, nullptr);  // stuck past the grace period: let it go
@@ -1120,7 +1235,7 @@ void PoolCore::fold_locked(const WorkerSlot& slot) {
 std::uint64_t PoolCore::unreleased() {
   // `accepted` first: a task accepted after it is not counted as released
   // either, so the difference never goes below zero.
-  const std::uint64_t acc = accepted.load(std::memory_order_seq_cst);
+  const std::uint64_t acc = accepted();
   std::lock_guard<std::mutex> lock(slots_mu);
   const std::uint64_t done =
       tally_locked().released + released_elsewhere.load(std::memory_order_seq_cst);
@@ -1151,7 +1266,7 @@ PoolMetrics PoolCore::metrics() {
   Counts* parts[2] = {&other_counts, &retired_counts};
   // `accepted` first, the settled counts after: each task counted as settled
   // was accepted before, so no difference below goes negative.
-  const std::uint64_t acc = accepted.load(std::memory_order_seq_cst);
+  const std::uint64_t acc = accepted();
   Tally t;
   {
     std::lock_guard<std::mutex> lock(slots_mu);
@@ -1249,7 +1364,7 @@ bool cancel_task(PoolCore& pool, TaskRecord& rec, TaskErrc errc) {
     // the task is unsettled: the worker settles before it takes the lock to
     // swap in a fresh source, so a later task never sees this request.
     std::lock_guard<SpinLock> l(slot->mu);
-    if (!rec.settled()) slot->stop.request_stop();
+    if (rec.phase() == TaskRecord::kRunning) slot->stop.request_stop();
   }
   if (!slot) return true;
   TaskRecordRef ref(&rec);
@@ -1347,7 +1462,8 @@ void TaskCompletion::finish(std::unique_ptr<TaskError> error) {
   internal::TaskRecordRef rec = std::move(rec_);
   std::shared_ptr<internal::WorkerSlot> slot = std::move(slot_);
   internal::PoolSource& src = *slot->source;
-  src.finish(*rec, std::move(error), token_);
+  (void)src.finish(*rec, std::move(error), token_);
+  slot->last_active_ns.store(internal::now_ns(), std::memory_order_relaxed);
   src.slot_freed(EventLoop::current());
 }
 
@@ -1519,8 +1635,10 @@ TaskFuture<Value> Pool::run(std::string_view task, Value args, RunOptions option
   internal::TaskRecordRef rec(named);
   auto fail_now = [&](TaskErrc errc, std::string message) {
     (void)rec->settle(internal::make_task_error(errc, std::move(message)));
+    rec->release();  // the queue's reference: never queued
     core_->rejected.fetch_add(1, std::memory_order_relaxed);
-    return TaskFuture<Value>(core_, std::move(rec));
+    core_->refused.fetch_add(1, std::memory_order_seq_cst);
+    return TaskFuture<Value>(core_.get(), std::move(rec));
   };
   if (!fn) {
     return fail_now(TaskErrc::kNotFound,
@@ -1542,7 +1660,7 @@ TaskFuture<Value> Pool::run(std::string_view task, Value args, RunOptions option
     return Status();
   };
   core_->submit(rec, options, &prepare);
-  return TaskFuture<Value>(core_, std::move(rec));
+  return TaskFuture<Value>(core_.get(), std::move(rec));
 }
 
 }  // namespace weave

@@ -257,11 +257,10 @@ class Pool {
   [[nodiscard]] const PoolOptions& options() const noexcept;
 
  private:
-  TaskFuture<Value> submit_value(internal::TaskRecordRef rec, RunOptions& options);
   template <class R>
   TaskFuture<R> submit(internal::TaskRecordRef rec, RunOptions& options) {
     submit_record(rec, options);
-    return TaskFuture<R>(core_, std::move(rec));
+    return TaskFuture<R>(core_.get(), std::move(rec));
   }
   void submit_record(const internal::TaskRecordRef& rec, RunOptions& options);
   [[nodiscard]] std::uint64_t next_task_id() noexcept;

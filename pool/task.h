@@ -118,7 +118,8 @@ class TaskFuture {
   // task returns — or when PoolOptions::cancel_grace passes, its worker then
   // being replaced. True if this call decided the outcome; false if the task
   // had settled (or a cancellation was already under way). Any thread. Never
-  // blocks. Allocates (a timer, for a running task).
+  // blocks. Allocates (a timer, for a running task). Not concurrently with
+  // the Pool's destructor (after it, every task has settled: false).
   bool cancel() { return rec_ && internal::cancel_task(*pool_, *rec_, TaskErrc::kCancelled); }
   // Node's `await`: runs `fn(future)` — settled, so get() does not block —
   // on the calling thread's event loop once the task settles, keeping that
@@ -133,10 +134,11 @@ class TaskFuture {
   friend class Pool;
   template <class>
   friend class TaskFuture;
-  TaskFuture(std::shared_ptr<internal::PoolCore> pool, internal::TaskRecordRef rec)
-      : pool_(std::move(pool)), rec_(std::move(rec)) {}
-  // Keeps the pool's core (not its workers) alive for cancel().
-  std::shared_ptr<internal::PoolCore> pool_;
+  TaskFuture(internal::PoolCore* pool, internal::TaskRecordRef rec)
+      : pool_(pool), rec_(std::move(rec)) {}
+  // For cancel() only, which touches it only while the task is unsettled,
+  // and every task settles before the pool's core goes.
+  internal::PoolCore* pool_ = nullptr;
   internal::TaskRecordRef rec_;
 };
 

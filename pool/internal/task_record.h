@@ -48,6 +48,8 @@ class TaskRecord {
   static constexpr std::uint32_t kWaiter = 8;
   static constexpr std::uint32_t kThen = 16;
 
+  // Starts with two references: the caller's future and the queue's (a
+  // task that is never queued gives the second back).
   TaskRecord(std::uint64_t id, std::string_view name) noexcept : id_(id), name_(name) {}
   TaskRecord(const TaskRecord&) = delete;
   TaskRecord& operator=(const TaskRecord&) = delete;
@@ -85,9 +87,10 @@ class TaskRecord {
   // kQueued -> kRunning; false if it was settled first (cancelled in the queue).
   bool try_start() noexcept;
   // Settling in two steps, so the pool can count the outcome before anyone
-  // sees it: claim() wins the right to settle and returns the phase it took
-  // the task from (kQueued or kRunning), or -1 if someone else settled or is
-  // settling; publish() then stores the outcome (nullptr: the stored
+  // sees it: claim() wins the right to settle and returns the state word it
+  // took the task from (its phase, kQueued or kRunning, and its flags: a
+  // kCancelRequested there decides a running task's outcome), or -1 if
+  // someone else settled or is settling; publish() then stores the outcome (nullptr: the stored
   // result), wakes waiters and posts the continuation.
   // With only_queued, a task that has started is not claimed (-1).
   int claim(bool only_queued = false) noexcept;
@@ -118,8 +121,8 @@ class TaskRecord {
 
   // Set by the pool: times for the metrics, the worker running it, why a
   // cancellation was asked (kCancelled or kTimedOut), the caller's signal.
-  std::chrono::steady_clock::time_point queued_at{};
-  std::chrono::steady_clock::time_point started_at{};
+  std::uint64_t queued_ticks = 0;   // internal::ticks() at run()
+  std::uint64_t started_ticks = 0;  // when a worker started it
   WorkerSlot* slot = nullptr;  // written by the worker before try_start()
   std::atomic<int> cancel_reason{0};
   std::unique_ptr<std::stop_callback<std::function<void()>>> signal_callback;
@@ -132,14 +135,18 @@ class TaskRecord {
 
  private:
   mutable std::atomic<std::uint32_t> state_{kQueued};
-  std::atomic<std::uint32_t> refs_{1};
+  std::atomic<std::uint32_t> refs_{2};
   const std::uint64_t id_;
   const std::string_view name_;  // static storage (the task registry), or ""
   std::unique_ptr<TaskError> error_;
-  // The continuation: written before kThen is set, read after it is seen.
-  Task then_;
-  LoopHandle then_loop_;
-  KeepAlive then_keep_alive_;
+  // The continuation (then()), allocated only when one is installed:
+  // written before kThen is set, read after it is seen.
+  struct Continuation {
+    Task fn;
+    LoopHandle loop;
+    KeepAlive keep_alive;
+  };
+  std::unique_ptr<Continuation> then_;
 };
 
 // An owning pointer to a TaskRecord (intrusive count).
