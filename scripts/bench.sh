@@ -9,7 +9,7 @@ scripts/setup.sh
 flags=(--benchmark_repetitions=5 --benchmark_enable_random_interleaving=true
   --benchmark_report_aggregates_only=true)
 bazel build -c opt //benchmarks:port_benchmark //benchmarks:worker_benchmark \
-  //benchmarks:atomics_benchmark
+  //benchmarks:atomics_benchmark //benchmarks:pool_benchmark
 # As root, run them under SCHED_FIFO: on a shared 2-core machine other
 # processes (a build, say) otherwise preempt one side of a ping-pong and the
 # figures swing 2-3x. The kernel's RT throttling still leaves others 5%.
@@ -19,3 +19,4 @@ bin="$(bazel info -c opt bazel-bin 2>/dev/null)/benchmarks"
 "${rt[@]}" "$bin/port_benchmark" --benchmark_min_time=0.1 "${flags[@]}" "$@"
 "${rt[@]}" "$bin/worker_benchmark" "${flags[@]}" "$@"
 "${rt[@]}" "$bin/atomics_benchmark" "${flags[@]}" "$@"
+"${rt[@]}" "$bin/pool_benchmark" "${flags[@]}" "$@"
