@@ -142,7 +142,9 @@ class TaskFuture {
   internal::TaskRecordRef rec_;
 };
 
-// What a task sees while it runs, on its worker's thread.
+// What a task sees while it runs, on its worker's thread. Every member:
+// Owner thread only (the worker's, during the task). Never blocks. Only
+// transfer() and defer() allocate.
 class TaskContext {
  public:
   // The task's id (as in TaskFuture::id and the tracing hooks).
@@ -161,7 +163,9 @@ class TaskContext {
   // completion settles it, on this worker's loop (a timer, a message, an
   // atomics::wait_async). Until then it takes one of the worker's
   // PoolOptions::concurrent_tasks_per_worker slots, and the worker may start
-  // other tasks in the others. At most once per task. Allocates.
+  // other tasks in the others. Throws std::logic_error when called twice for
+  // one task, or in a task whose result is not a weave::Value (only a Value
+  // can be stored later). Allocates.
   [[nodiscard]] class TaskCompletion defer();
 
   // --- for the pool -------------------------------------------------------------------
@@ -192,7 +196,8 @@ class TaskCompletion {
   // The task's result: cloned for the caller, `transfer` buffers moved. A
   // value that cannot be cloned fails the task with kDataClone. Allocates.
   void resolve(Value result, std::vector<ArrayBuffer> transfer = {});
-  // Fails the task as if it had thrown the exception.
+  // Fails the task as if it had thrown the exception (kThrew, its type and
+  // message). Allocates.
   void reject(std::exception_ptr error);
   [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(rec_); }
   // The task's stop token (see TaskContext::stop_token).
