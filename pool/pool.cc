@@ -39,10 +39,12 @@
 #include <mutex>
 #include <thread>
 
+#include "atomics/atomics.h"
 #include "atomics/internal/barrier.h"
 #include "atomics/internal/cache_line.h"
-#include "atomics/atomics.h"
+#include "atomics/internal/counter.h"
 #include "atomics/internal/futex.h"
+#include "atomics/internal/spin_lock.h"
 #include "channel/status.h"
 #include "pool/internal/histogram.h"
 #include "pool/internal/ticks.h"
@@ -82,31 +84,6 @@ double ns_per_tick() noexcept {
 }
 
 namespace {
-
-// A test-and-set lock for sections of a few instructions (never a system
-// call inside, except LoopCore::schedule's rare wake-up).
-class SpinLock {
- public:
-  void lock() noexcept {
-    for (int spins = 0; flag_.exchange(true, std::memory_order_acquire); ++spins) {
-      while (flag_.load(std::memory_order_relaxed)) {
-        if (spins++ < 128) {
-          cpu_relax();
-        } else {
-          std::this_thread::yield();
-        }
-      }
-    }
-  }
-  void unlock() noexcept { flag_.store(false, std::memory_order_release); }
-
- private:
-  std::atomic<bool> flag_{false};
-};
-
-void bump(std::atomic<std::uint64_t>& c) noexcept {
-  c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-}
 
 struct Counts {
   std::atomic<std::uint64_t> completed{0};
@@ -153,8 +130,8 @@ bool TaskRecord::try_start() noexcept {
   std::uint32_t s = state_.load(std::memory_order_relaxed);
   do {
     if ((s & kPhaseMask) != kQueued) return false;
-  } while (!state_.compare_exchange_weak(s, (s & ~kPhaseMask) | kRunning,
-                                         std::memory_order_acq_rel));
+  } while (
+      !state_.compare_exchange_weak(s, (s & ~kPhaseMask) | kRunning, std::memory_order_acq_rel));
   return true;
 }
 
@@ -172,8 +149,8 @@ int TaskRecord::claim(bool only_queued) noexcept {
     const std::uint32_t phase = s & kPhaseMask;
     if (phase == kSettled || phase == kSettling) return -1;
     if (only_queued && phase != kQueued) return -1;
-  } while (!state_.compare_exchange_weak(s, (s & ~kPhaseMask) | kSettling,
-                                         std::memory_order_acq_rel));
+  } while (
+      !state_.compare_exchange_weak(s, (s & ~kPhaseMask) | kSettling, std::memory_order_acq_rel));
   return static_cast<int>(s & (kPhaseMask | kCancelRequested));
 }
 
@@ -214,15 +191,33 @@ std::unique_ptr<TaskError> make_task_error(TaskErrc errc, std::string message,
                                            std::string type_name, std::string code) {
   if (code.empty()) {
     switch (errc) {
-      case TaskErrc::kThrew: code = "ERR_TASK_THREW"; break;
-      case TaskErrc::kCancelled: code = "ABORT_ERR"; break;
-      case TaskErrc::kTimedOut: code = "ERR_TASK_TIMEOUT"; break;
-      case TaskErrc::kQueueFull: code = "ERR_QUEUE_FULL"; break;
-      case TaskErrc::kPoolClosed: code = "ERR_POOL_CLOSED"; break;
-      case TaskErrc::kWorkerDied: code = "ERR_WORKER_EXITED"; break;
-      case TaskErrc::kNotFound: code = "ERR_TASK_NOT_FOUND"; break;
-      case TaskErrc::kDataClone: code = "ERR_DATA_CLONE"; break;
-      case TaskErrc::kNotCompleted: code = "ERR_TASK_NOT_COMPLETED"; break;
+      case TaskErrc::kThrew:
+        code = "ERR_TASK_THREW";
+        break;
+      case TaskErrc::kCancelled:
+        code = "ABORT_ERR";
+        break;
+      case TaskErrc::kTimedOut:
+        code = "ERR_TASK_TIMEOUT";
+        break;
+      case TaskErrc::kQueueFull:
+        code = "ERR_QUEUE_FULL";
+        break;
+      case TaskErrc::kPoolClosed:
+        code = "ERR_POOL_CLOSED";
+        break;
+      case TaskErrc::kWorkerDied:
+        code = "ERR_WORKER_EXITED";
+        break;
+      case TaskErrc::kNotFound:
+        code = "ERR_TASK_NOT_FOUND";
+        break;
+      case TaskErrc::kDataClone:
+        code = "ERR_DATA_CLONE";
+        break;
+      case TaskErrc::kNotCompleted:
+        code = "ERR_TASK_NOT_COMPLETED";
+        break;
     }
   }
   return std::make_unique<TaskError>(errc, std::move(code), std::move(type_name), message);
@@ -230,9 +225,8 @@ std::unique_ptr<TaskError> make_task_error(TaskErrc errc, std::string message,
 
 namespace {
 std::unique_ptr<TaskError> cancelled_error(TaskErrc why) {
-  return make_task_error(why, why == TaskErrc::kTimedOut
-                                  ? "weave::Pool: the task timed out"
-                                  : "weave::Pool: the task was cancelled");
+  return make_task_error(why, why == TaskErrc::kTimedOut ? "weave::Pool: the task timed out"
+                                                         : "weave::Pool: the task was cancelled");
 }
 }  // namespace
 
@@ -262,7 +256,8 @@ struct alignas(kFalseSharingSpan) WorkerSlot {
 
   // --- guarded by `mu` (any thread) ----------------------------------------------------
   // Taken by the worker to start and finish a task, by cancellers and by the
-  // supervisor: never held across user code.
+  // supervisor: never held across user code, except the task's own
+  // std::stop_callbacks, which a cancellation runs under it.
   SpinLock mu;
   std::vector<TaskRecordRef> in_flight;
   // The stop source of tasks run one at a time; replaced after a cancellation.
@@ -297,6 +292,9 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   // nothing. A failed Status fails the task with kDataClone.
   void submit(const TaskRecordRef& rec, RunOptions& options,
               const std::function<Status()>* prepare);
+  // Settles a task that is not accepted (closed, full, unknown name, a
+  // transfer list it cannot take): counted as rejected, not as submitted.
+  void refuse_at_door(TaskRecord& rec, TaskErrc errc, const std::string& message);
   void wake_or_grow() noexcept;
 
   // --- settling ------------------------------------------------------------------------
@@ -343,6 +341,10 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   void fold_locked(const WorkerSlot& slot);
   // Tasks accepted and not yet published (drain's condition). Takes slots_mu.
   std::uint64_t unreleased();
+  // Tasks waiting for a worker, from `accepted()` read before the tally;
+  // queue_size() takes slots_mu for the tally.
+  std::size_t queued(std::uint64_t acc, const Tally& t) const noexcept;
+  std::size_t queue_size();
 
   const PoolOptions opt;
   const std::size_t min_threads;
@@ -522,7 +524,8 @@ class PoolSource final : public LoopSource {
 
   void dispatch(EventLoop& loop) override;
   bool poll() noexcept override {
-    return has_room() && pool_->queue.size_approx() > 0 && !slot_->abandoned.load(std::memory_order_relaxed);
+    return has_room() && pool_->queue.size_approx() > 0 &&
+           !slot_->abandoned.load(std::memory_order_relaxed);
   }
   void arm_begin() noexcept override {
     if (has_room()) pool_->list_idle(*slot_);
@@ -622,19 +625,20 @@ bool PoolCore::post_to_supervisor(Task task) noexcept {
   }
 }
 
+void PoolCore::refuse_at_door(TaskRecord& rec, TaskErrc errc, const std::string& message) {
+  (void)rec.settle(make_task_error(errc, message));
+  rec.drop_payload();
+  rec.release();  // the queue's reference: never queued
+  rejected.fetch_add(1, std::memory_order_relaxed);
+  refused.fetch_add(1, std::memory_order_seq_cst);
+}
+
 void PoolCore::submit(const TaskRecordRef& rec, RunOptions& options,
                       const std::function<Status()>* prepare) {
   rec->queued_ticks = ticks();
   // Deadlines are on steady_clock; read only when the task has one.
-  const Clock::time_point submitted =
-      options.timeout ? Clock::now() : Clock::time_point{};
-  auto refuse = [&](TaskErrc errc, std::string message) {
-    (void)rec->settle(make_task_error(errc, std::move(message)));
-    rec->drop_payload();
-    rec->release();  // the queue's reference: never queued
-    rejected.fetch_add(1, std::memory_order_relaxed);
-    refused.fetch_add(1, std::memory_order_seq_cst);
-  };
+  const Clock::time_point submitted = options.timeout ? Clock::now() : Clock::time_point{};
+  auto refuse = [&](TaskErrc errc, std::string message) { refuse_at_door(*rec, errc, message); };
   if (closed.load(std::memory_order_acquire)) {
     return refuse(TaskErrc::kPoolClosed, "weave::Pool: the pool is closed");
   }
@@ -650,22 +654,21 @@ void PoolCore::submit(const TaskRecordRef& rec, RunOptions& options,
       }
       QueueFullAction action = opt.queue_full;
       if (opt.on_queue_full) {
-        const auto waiting = static_cast<std::size_t>(std::max<std::int64_t>(
-            0, n - static_cast<std::int64_t>(max_threads * concurrency)));
+        const auto waiting = static_cast<std::size_t>(
+            std::max<std::int64_t>(0, n - static_cast<std::int64_t>(max_threads * concurrency)));
         action = opt.on_queue_full(QueueFullInfo{rec->id(), rec->name(), waiting, opt.max_queue});
       }
       if (action == QueueFullAction::kReject) {
-        return refuse(TaskErrc::kQueueFull,
-                      "weave::Pool: the queue is full (max_queue = " +
-                          std::to_string(opt.max_queue) + ")");
+        return refuse(TaskErrc::kQueueFull, "weave::Pool: the queue is full (max_queue = " +
+                                                std::to_string(opt.max_queue) + ")");
       }
       if (action == QueueFullAction::kDropOldest) {
         TaskRecord* old = nullptr;
         bool evicted = false;
         while (!evicted && queue.try_dequeue(old)) {
           evicted = settle_queued(*old, make_task_error(TaskErrc::kQueueFull,
-                                                           "weave::Pool: evicted from a full "
-                                                           "queue by a newer task"));
+                                                        "weave::Pool: evicted from a full "
+                                                        "queue by a newer task"));
           old->release();
         }
         if (!evicted) {
@@ -696,8 +699,8 @@ void PoolCore::submit(const TaskRecordRef& rec, RunOptions& options,
       if (stopped || (options.timeout && Clock::now() - submitted >= *options.timeout)) {
         // Accepted and cancelled at once, as if it had waited in the queue.
         bounded.fetch_add(1, std::memory_order_acq_rel);
-        (void)settle_queued(*rec, cancelled_error(stopped ? TaskErrc::kCancelled
-                                                          : TaskErrc::kTimedOut));
+        (void)settle_queued(*rec,
+                            cancelled_error(stopped ? TaskErrc::kCancelled : TaskErrc::kTimedOut));
         rec->release();  // the queue's reference: never queued
         return;
       }
@@ -708,9 +711,9 @@ void PoolCore::submit(const TaskRecordRef& rec, RunOptions& options,
   // Accepted: from here on, every path settles through conclude().
   if (prepare) {
     if (Status st = (*prepare)(); !st) {
-      (void)settle_queued(*rec, make_task_error(TaskErrc::kDataClone,
-                                                   "weave::Pool: the args cannot be sent: " +
-                                                       st.message()));
+      (void)settle_queued(*rec,
+                          make_task_error(TaskErrc::kDataClone,
+                                          "weave::Pool: the args cannot be sent: " + st.message()));
       rec->release();  // the queue's reference: never queued
       return;
     }
@@ -741,8 +744,8 @@ void PoolCore::submit(const TaskRecordRef& rec, RunOptions& options,
           // (The record through a raw pointer: the assignment's right side,
           // which takes `ref`, runs first.)
           TaskRecord* raw = ref.get();
-          raw->timeout_timer = EventLoop::current().set_timeout(
-              due - Clock::now(), [pool, ref = std::move(ref)] {
+          raw->timeout_timer =
+              EventLoop::current().set_timeout(due - Clock::now(), [pool, ref = std::move(ref)] {
                 (void)cancel_task(*pool, *ref, TaskErrc::kTimedOut);
               });
           // The supervisor's life is its keep-alive's, not its timers'.
@@ -753,8 +756,8 @@ void PoolCore::submit(const TaskRecordRef& rec, RunOptions& options,
   }
   if (!queue.enqueue(producer_token(), rec.get())) {  // hands the queue its reference
     rec->release();
-    (void)settle_queued(*rec, make_task_error(TaskErrc::kThrew, "weave::Pool: out of memory",
-                                                 "std::bad_alloc"));
+    (void)settle_queued(
+        *rec, make_task_error(TaskErrc::kThrew, "weave::Pool: out of memory", "std::bad_alloc"));
     return;
   }
   // destroy() may have drained the queue just before this enqueue.
@@ -769,12 +772,12 @@ bool PoolCore::conclude(TaskRecord& rec, std::unique_ptr<TaskError> error, Count
   if (claimed < 0) return false;
   const auto from = static_cast<std::uint32_t>(claimed) & TaskRecord::kPhaseMask;
   const bool by_worker = worker != nullptr;
-  if (by_worker && (claimed & TaskRecord::kCancelRequested) &&
-      !(error && error->cancelled())) {
+  if (by_worker && (claimed & TaskRecord::kCancelRequested) && !(error && error->cancelled())) {
     // A cancel() that succeeded before this claim decides the outcome,
     // whatever the task returned: cancel() said true.
     const auto why = static_cast<TaskErrc>(rec.cancel_reason.load(std::memory_order_acquire));
-    error = cancelled_error(why == TaskErrc::kTimedOut ? TaskErrc::kTimedOut : TaskErrc::kCancelled);
+    error =
+        cancelled_error(why == TaskErrc::kTimedOut ? TaskErrc::kTimedOut : TaskErrc::kCancelled);
   }
   // Counted before the outcome is published: once a future is ready, the
   // metrics and the on_finish hook include it.
@@ -926,8 +929,9 @@ void PoolSource::run_one(TaskRecord* rec, std::uint64_t& cursor) {
   } catch (const weave::atomics::WaitInterrupted&) {
     throw;  // the worker is being terminated
   } catch (const ResultCloneError& e) {
-    error = make_task_error(TaskErrc::kDataClone,
-                            "weave::Pool: the task's result cannot be cloned: " + e.status.message());
+    error =
+        make_task_error(TaskErrc::kDataClone,
+                        "weave::Pool: the task's result cannot be cloned: " + e.status.message());
   } catch (const std::exception& e) {
     error = make_task_error(TaskErrc::kThrew, e.what(), current_exception_type_name());
   } catch (...) {
@@ -948,11 +952,12 @@ std::uint64_t PoolSource::finish(TaskRecord& rec, std::unique_ptr<TaskError> err
   const bool cancel_asked = rec.cancel_requested() || token.stop_requested();
   if (cancel_asked) {
     const auto why = static_cast<TaskErrc>(rec.cancel_reason.load(std::memory_order_acquire));
-    error = cancelled_error(why == TaskErrc::kTimedOut ? TaskErrc::kTimedOut : TaskErrc::kCancelled);
+    error =
+        cancelled_error(why == TaskErrc::kTimedOut ? TaskErrc::kTimedOut : TaskErrc::kCancelled);
   }
   const std::uint64_t end = ticks();
-  (void)p.conclude(rec, std::move(error), s.counts, s.thread_id.load(std::memory_order_relaxed),
-                   &s, &s.run_time, /*only_queued=*/false, end);
+  (void)p.conclude(rec, std::move(error), s.counts, s.thread_id.load(std::memory_order_relaxed), &s,
+                   &s.run_time, /*only_queued=*/false, end);
   --s.in_flight_count;
   TaskRecordRef keep;
   {
@@ -1010,8 +1015,8 @@ void worker_entry(const std::shared_ptr<PoolCore>& pool, const std::shared_ptr<W
     PoolCore& p = *pool;
     WorkerSlot& s = *slot;
     if (s.in_flight_count != 0 || s.abandoned.load(std::memory_order_relaxed)) return;
-    const auto idle_for = std::chrono::nanoseconds(now_ns() -
-                                                   s.last_active_ns.load(std::memory_order_relaxed));
+    const auto idle_for =
+        std::chrono::nanoseconds(now_ns() - s.last_active_ns.load(std::memory_order_relaxed));
     if (idle_for < p.opt.idle_timeout) return;
     std::int64_t n = p.live.load(std::memory_order_relaxed);
     do {
@@ -1059,15 +1064,9 @@ void PoolCore::spawn() {
   workers_started.fetch_add(1, std::memory_order_relaxed);
   WorkerSlot* raw = slot.get();
   slot->worker->on_error([raw](const WorkerError& e) { raw->error = e; });
-  slot->worker->on_exit([this, raw](int code) {
-    std::shared_ptr<WorkerSlot> s;
-    {
-      std::lock_guard<std::mutex> lock(slots_mu);
-      for (const auto& x : slots) {
-        if (x.get() == raw) s = x;
-      }
-    }
-    if (s) handle_exit(s, code);
+  // Weak: the slot owns the Worker that owns this handler.
+  slot->worker->on_exit([this, weak = std::weak_ptr<WorkerSlot>(slot)](int code) {
+    if (std::shared_ptr<WorkerSlot> s = weak.lock()) handle_exit(s, code);
   });
 }
 
@@ -1081,9 +1080,9 @@ void PoolCore::handle_exit(const std::shared_ptr<WorkerSlot>& slot, int code) {
   const bool stopping = destroying.load(std::memory_order_acquire);
   if (!retired) live.fetch_sub(1, std::memory_order_acq_rel);
   for (TaskRecordRef& r : orphans) {
-    (void)settle_elsewhere(*r, stopping ? cancelled_error(TaskErrc::kCancelled)
-                                        : died_error(*slot, code),
-                           slot->thread_id.load(std::memory_order_relaxed));
+    (void)settle_elsewhere(
+        *r, stopping ? cancelled_error(TaskErrc::kCancelled) : died_error(*slot, code),
+        slot->thread_id.load(std::memory_order_relaxed));
   }
   // The Worker is destroyed here, inside its own exit handler: allowed (the
   // handler and the Worker's state live until it returns).
@@ -1233,6 +1232,18 @@ void PoolCore::fold_locked(const WorkerSlot& slot) {
   slot.wait_time.add_to(retired_wait_time);
 }
 
+std::size_t PoolCore::queued(std::uint64_t acc, const Tally& t) const noexcept {
+  // Accepted and neither started nor settled in the queue.
+  const std::uint64_t gone = t.started + settled_queued.load(std::memory_order_relaxed);
+  return static_cast<std::size_t>(acc > gone ? acc - gone : 0);
+}
+
+std::size_t PoolCore::queue_size() {
+  const std::uint64_t acc = accepted();  // first, as in metrics()
+  std::lock_guard<std::mutex> lock(slots_mu);
+  return queued(acc, tally_locked());
+}
+
 std::uint64_t PoolCore::unreleased() {
   // `accepted` first: a task accepted after it is not counted as released
   // either, so the difference never goes below zero.
@@ -1298,14 +1309,13 @@ PoolMetrics PoolCore::metrics() {
     m.timed_out += c->timed_out.load(std::memory_order_relaxed);
   }
   m.rejected = rejected.load(std::memory_order_relaxed);
-  const std::uint64_t queued_settled = settled_queued.load(std::memory_order_relaxed);
-  const std::uint64_t running_settled = settled_running.load(std::memory_order_relaxed);
-  auto minus = [](std::uint64_t a, std::uint64_t b) { return a > b ? a - b : 0; };
   m.threads = static_cast<std::size_t>(std::max<std::int64_t>(0, live.load()));
   m.submitted = acc;
-  // Started and not settled; accepted and neither started nor settled.
-  m.running = static_cast<std::size_t>(minus(t.started, t.finished + running_settled));
-  m.queue_size = static_cast<std::size_t>(minus(acc, t.started + queued_settled));
+  // Started and not settled.
+  const std::uint64_t running_settled = settled_running.load(std::memory_order_relaxed);
+  m.running = static_cast<std::size_t>(
+      t.started > t.finished + running_settled ? t.started - t.finished - running_settled : 0);
+  m.queue_size = queued(acc, t);
   m.workers_started = workers_started.load(std::memory_order_relaxed);
   m.workers_retired = workers_retired.load(std::memory_order_relaxed);
   m.workers_replaced = workers_replaced.load(std::memory_order_relaxed);
@@ -1370,16 +1380,16 @@ bool cancel_task(PoolCore& pool, TaskRecord& rec, TaskErrc errc) {
   if (!slot) return true;
   TaskRecordRef ref(&rec);
   rec.add_ref();
-  (void)pool.post_to_supervisor([pool = pool.shared_from_this(), slot = std::move(slot),
-                                 ref = std::move(ref)]() mutable {
-    EventLoop::current()
-        .set_timeout(pool->opt.cancel_grace,
-                     [pool, slot, ref] {
-                       if (ref->settled()) return;
-                       pool->abandon(slot, ref.get());
-                     })
-        .unref();
-  });
+  (void)pool.post_to_supervisor(
+      [pool = pool.shared_from_this(), slot = std::move(slot), ref = std::move(ref)]() mutable {
+        EventLoop::current()
+            .set_timeout(pool->opt.cancel_grace,
+                         [pool, slot, ref] {
+                           if (ref->settled()) return;
+                           pool->abandon(slot, ref.get());
+                         })
+            .unref();
+      });
   return true;
 }
 
@@ -1401,8 +1411,9 @@ TaskCompletion TaskContext::defer() {
 
 TaskCompletion& TaskCompletion::operator=(TaskCompletion&& o) noexcept {
   if (this != &o) {
-    if (rec_) finish(internal::make_task_error(TaskErrc::kNotCompleted,
-                                               "weave::TaskCompletion: dropped without settling"));
+    if (rec_)
+      finish(internal::make_task_error(TaskErrc::kNotCompleted,
+                                       "weave::TaskCompletion: dropped without settling"));
     rec_ = std::move(o.rec_);
     token_ = std::move(o.token_);
     slot_ = std::move(o.slot_);
@@ -1419,10 +1430,10 @@ TaskCompletion::~TaskCompletion() {
     // Dropped while an exception unwinds, which may be about to end the
     // worker: decide on the loop's next turn, when that is known.
     try {
-      EventLoop::current().post([c = TaskCompletion(std::move(rec_), std::move(token_),
-                                                    std::move(slot_))]() mutable {
-        if (internal::worker_ending()) c.rec_ = internal::TaskRecordRef();
-      });
+      EventLoop::current().post(
+          [c = TaskCompletion(std::move(rec_), std::move(token_), std::move(slot_))]() mutable {
+            if (internal::worker_ending()) c.rec_ = internal::TaskRecordRef();
+          });
       return;
     } catch (...) {
     }
@@ -1453,9 +1464,11 @@ void TaskCompletion::reject(std::exception_ptr error) {
     if (error) std::rethrow_exception(error);
     finish(internal::make_task_error(TaskErrc::kThrew, "rejected without an exception"));
   } catch (const std::exception& e) {
-    finish(internal::make_task_error(TaskErrc::kThrew, e.what(), internal::current_exception_type_name()));
+    finish(internal::make_task_error(TaskErrc::kThrew, e.what(),
+                                     internal::current_exception_type_name()));
   } catch (...) {
-    finish(internal::make_task_error(TaskErrc::kThrew, "", internal::current_exception_type_name()));
+    finish(
+        internal::make_task_error(TaskErrc::kThrew, "", internal::current_exception_type_name()));
   }
 }
 
@@ -1554,9 +1567,8 @@ Pool::Pool(PoolOptions options) : core_(std::make_shared<internal::PoolCore>(std
       ready.set_exception(std::current_exception());
       return;
     }
-    core->idle_timer = loop.set_interval(std::chrono::milliseconds(250), [c = core.get()] {
-      c->check_idle();
-    });
+    core->idle_timer =
+        loop.set_interval(std::chrono::milliseconds(250), [c = core.get()] { c->check_idle(); });
     core->idle_timer.unref();
     ready.set_value();
     // A throwing supervisor callback (a bug) must not end the supervisor.
@@ -1612,13 +1624,7 @@ std::size_t Pool::threads_approx() const noexcept {
   return static_cast<std::size_t>(std::max<std::int64_t>(0, core_->live.load()));
 }
 
-std::size_t Pool::queue_size_approx() const noexcept {
-  try {
-    return core_->metrics().queue_size;
-  } catch (...) {
-    return core_->queue.size_approx();  // out of memory summing: the raw queue
-  }
-}
+std::size_t Pool::queue_size_approx() const noexcept { return core_->queue_size(); }
 
 const PoolOptions& Pool::options() const noexcept { return core_->opt; }
 
@@ -1634,11 +1640,8 @@ TaskFuture<Value> Pool::run(std::string_view task, Value args, RunOptions option
   auto [name, fn] = lookup_task(task);
   auto* named = new NamedTaskRecord(next_task_id(), name, fn);
   internal::TaskRecordRef rec(named);
-  auto fail_now = [&](TaskErrc errc, std::string message) {
-    (void)rec->settle(internal::make_task_error(errc, std::move(message)));
-    rec->release();  // the queue's reference: never queued
-    core_->rejected.fetch_add(1, std::memory_order_relaxed);
-    core_->refused.fetch_add(1, std::memory_order_seq_cst);
+  auto fail_now = [&](TaskErrc errc, const std::string& message) {
+    core_->refuse_at_door(*rec, errc, message);
     return TaskFuture<Value>(core_.get(), std::move(rec));
   };
   if (!fn) {

@@ -99,11 +99,11 @@ struct QueueFullInfo {
 // One phase of a task, for the tracing hooks.
 struct TaskEvent {
   std::uint64_t task_id;
-  std::string_view task_name;                // "" for a callable task
-  int thread_id = 0;                         // the worker's (on_start, on_finish); 0 before
-  Clock::duration wait_time{};               // queued until started (on_start, on_finish)
-  Clock::duration run_time{};                // started until settled (on_finish)
-  const TaskError* error = nullptr;          // on_finish: why it failed, nullptr if it succeeded
+  std::string_view task_name;        // "" for a callable task
+  int thread_id = 0;                 // the worker's (on_start, on_finish); 0 before
+  Clock::duration wait_time{};       // queued until started (on_start, on_finish)
+  Clock::duration run_time{};        // started until settled (on_finish)
+  const TaskError* error = nullptr;  // on_finish: why it failed, nullptr if it succeeded
 };
 
 // Callbacks that tie a task's life together in a host's tracing (what
@@ -184,16 +184,16 @@ struct DurationSummary {
 // A snapshot of the pool. Counters are exact for some recent moment each, not
 // all for the same one; a task is in them by the time its future is ready.
 struct PoolMetrics {
-  std::size_t threads = 0;        // live workers
-  std::size_t queue_size = 0;     // accepted tasks not yet started
-  std::size_t running = 0;        // started, not settled
-  std::uint64_t submitted = 0;    // accepted by run()
-  std::uint64_t completed = 0;    // settled with a result
-  std::uint64_t failed = 0;       // settled with an error other than cancelled/timed out
-  std::uint64_t cancelled = 0;    // settled cancelled (not timed out)
+  std::size_t threads = 0;      // live workers
+  std::size_t queue_size = 0;   // accepted tasks not yet started
+  std::size_t running = 0;      // started, not settled
+  std::uint64_t submitted = 0;  // accepted by run()
+  std::uint64_t completed = 0;  // settled with a result
+  std::uint64_t failed = 0;     // settled with an error other than cancelled/timed out
+  std::uint64_t cancelled = 0;  // settled cancelled (not timed out)
   std::uint64_t timed_out = 0;
-  std::uint64_t rejected = 0;     // refused by run() (queue full, closed, unknown name, a
-                                  // transfer list it cannot take) or evicted at max_queue
+  std::uint64_t rejected = 0;  // refused by run() (queue full, closed, unknown name, a
+                               // transfer list it cannot take) or evicted at max_queue
   std::uint64_t workers_started = 0;
   std::uint64_t workers_retired = 0;   // idle above min_threads
   std::uint64_t workers_replaced = 0;  // died, or stuck past cancel_grace
@@ -228,8 +228,7 @@ class Pool {
   // Runs a callable: `fn()`, `fn(std::stop_token)` or `fn(TaskContext&)`.
   // The future's type is what it returns. Same outcomes as above.
   template <class F>
-    requires(!std::is_convertible_v<F, std::string_view>)
-  auto run(F&& fn, RunOptions options = {});
+  requires(!std::is_convertible_v<F, std::string_view>) auto run(F&& fn, RunOptions options = {});
 
   // Waits until no task is queued or running (tasks other threads submit
   // meanwhile count too). May block.
@@ -271,8 +270,7 @@ class Pool {
 // --- implementation -----------------------------------------------------------------
 
 template <class F>
-  requires(!std::is_convertible_v<F, std::string_view>)
-auto Pool::run(F&& fn, RunOptions options) {
+requires(!std::is_convertible_v<F, std::string_view>) auto Pool::run(F&& fn, RunOptions options) {
   using Fn = std::decay_t<F>;
   static_assert(std::is_move_constructible_v<Fn>,
                 "weave::Pool::run: the callable must be move-constructible");

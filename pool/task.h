@@ -236,9 +236,9 @@ bool register_task(std::string_view name, TaskFunction fn);
 //     return n * n;
 //   }
 //   weave::TaskFuture<weave::Value> f = pool.run("square", 12);
-#define WEAVE_TASK(name, ctx, args)                                                             \
-  static ::weave::Value weave_task_##name(::weave::TaskContext& ctx, ::weave::Value args);     \
-  [[maybe_unused]] static const bool weave_task_registered_##name =                             \
-      ::weave::register_task(#name, &weave_task_##name);                                        \
-  static ::weave::Value weave_task_##name([[maybe_unused]] ::weave::TaskContext& ctx,           \
+#define WEAVE_TASK(name, ctx, args)                                                        \
+  static ::weave::Value weave_task_##name(::weave::TaskContext& ctx, ::weave::Value args); \
+  [[maybe_unused]] static const bool weave_task_registered_##name =                        \
+      ::weave::register_task(#name, &weave_task_##name);                                   \
+  static ::weave::Value weave_task_##name([[maybe_unused]] ::weave::TaskContext& ctx,      \
                                           [[maybe_unused]] ::weave::Value args)

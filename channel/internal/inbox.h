@@ -57,6 +57,7 @@
 #include "atomics/internal/barrier.h"
 #include "atomics/internal/cache_line.h"
 #include "atomics/internal/futex.h"
+#include "atomics/internal/spin_lock.h"
 #include "channel/message_port.h"
 #include "channel/value.h"
 #include "loop/event_loop.h"
@@ -68,30 +69,6 @@ namespace weave::internal {
 using Message = MessageEvent;
 static_assert(std::is_nothrow_move_constructible_v<Message>,
               "weave::Message: must be nothrow move-constructible for the queue");
-
-// A test-and-set lock for the few instructions of a loop binding. Cheaper
-// than a mutex on the signal path (one RMW to take, a plain store to give
-// back); never held across anything that blocks.
-class SpinLock {
- public:
-  void lock() noexcept {
-    while (flag_.exchange(true, std::memory_order_acquire)) {
-      // The holder may have been preempted (by us, even, on a shared core:
-      // it was waking our loop): after a short spin, let it run.
-      for (int spins = 0; flag_.load(std::memory_order_relaxed); ++spins) {
-        if (spins < 128) {
-          cpu_relax();
-        } else {
-          std::this_thread::yield();
-        }
-      }
-    }
-  }
-  void unlock() noexcept { flag_.store(false, std::memory_order_release); }
-
- private:
-  std::atomic<bool> flag_{false};
-};
 
 class Inbox {
  public:

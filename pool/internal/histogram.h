@@ -17,6 +17,8 @@
 #include <cstdint>
 #include <limits>
 
+#include "atomics/internal/counter.h"  // bump: one writer, no locked add
+
 namespace weave::internal {
 
 class Histogram {
@@ -60,7 +62,8 @@ class Histogram {
 
   // Adds this histogram's counts to `t`. Any thread. Never blocks.
   void add_to(Totals& t) const noexcept {
-    for (std::size_t i = 0; i < kBuckets; ++i) t.counts[i] += counts_[i].load(std::memory_order_relaxed);
+    for (std::size_t i = 0; i < kBuckets; ++i)
+      t.counts[i] += counts_[i].load(std::memory_order_relaxed);
     t.count += count_.load(std::memory_order_relaxed);
     t.sum += sum_.load(std::memory_order_relaxed);
     t.min = std::min(t.min, min_.load(std::memory_order_relaxed));
@@ -85,11 +88,6 @@ class Histogram {
   }
 
  private:
-  // One writer: a relaxed load and store, not a locked add.
-  static void bump(std::atomic<std::uint64_t>& c, std::uint64_t by) noexcept {
-    c.store(c.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
-  }
-
   std::array<std::atomic<std::uint64_t>, kBuckets> counts_{};
   std::atomic<std::uint64_t> count_{0};
   std::atomic<std::uint64_t> sum_{0};

@@ -123,7 +123,7 @@ class TaskRecord {
   // cancellation was asked (kCancelled or kTimedOut), the caller's signal.
   std::uint64_t queued_ticks = 0;   // internal::ticks() at run()
   std::uint64_t started_ticks = 0;  // when a worker started it
-  WorkerSlot* slot = nullptr;  // written by the worker before try_start()
+  WorkerSlot* slot = nullptr;       // written by the worker before try_start()
   std::atomic<int> cancel_reason{0};
   std::unique_ptr<std::stop_callback<std::function<void()>>> signal_callback;
   // The task's own stop source when its worker runs several at once

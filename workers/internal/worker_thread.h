@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "atomics/internal/cache_line.h"
+#include "atomics/internal/counter.h"  // bump
 #include "atomics/internal/waiter_list.h"
 #include "channel/message_port.h"
 #include "channel/value.h"
@@ -70,13 +71,6 @@ struct WorkerShared {
   alignas(kFalseSharingSpan) std::atomic<std::uint64_t> messages_in{0};
   std::atomic<std::uint64_t> messages_out{0};
 };
-
-// Adds one to a counter that only the calling thread writes: a relaxed load
-// and store, not a locked fetch_add, which would cost every message a store
-// buffer drain. Readers on other threads see some recent value.
-inline void bump(std::atomic<std::uint64_t>& counter) noexcept {
-  counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-}
 
 // Raised by this_worker::exit() to unwind the worker's stack. Deliberately
 // not a std::exception, so `catch (const std::exception&)` lets it pass.

@@ -1,0 +1,16 @@
+// weave::internal::bump: adds to a counter that only the calling thread
+// writes, with a relaxed load and store rather than a locked fetch_add,
+// which would drain the store buffer on every call. Readers on other threads
+// see some recent value. Never blocks. Never allocates.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace weave::internal {
+
+inline void bump(std::atomic<std::uint64_t>& counter, std::uint64_t by = 1) noexcept {
+  counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+}
+
+}  // namespace weave::internal
