@@ -66,12 +66,14 @@
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <span>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "benchmarks/bench_util.h"
+#include "demo/crc32.h"
 #include "pool/pool.h"
 #include "pool/task.h"
 
@@ -221,22 +223,9 @@ constexpr std::size_t kChunks = 64;
 constexpr std::size_t kChunkBytes = kBufferBytes / kChunks;
 constexpr int kReferenceRuns = 3;
 
-constexpr std::array<std::uint32_t, 256> make_crc_table() {
-  std::array<std::uint32_t, 256> t{};
-  for (std::uint32_t i = 0; i < 256; ++i) {
-    std::uint32_t c = i;
-    for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-    t[i] = c;
-  }
-  return t;
-}
-constexpr std::array<std::uint32_t, 256> kCrcTable = make_crc_table();
-
-// CRC-32 (IEEE 802.3, as zlib's crc32), one byte at a time.
+// CRC-32 (IEEE 802.3, as zlib's crc32), one byte at a time: the demo's job.
 std::uint32_t crc32(const unsigned char* p, std::size_t n) {
-  std::uint32_t c = 0xFFFFFFFFu;
-  for (std::size_t i = 0; i < n; ++i) c = kCrcTable[(c ^ p[i]) & 0xFF] ^ (c >> 8);
-  return ~c;
+  return demo::crc32(std::span<const unsigned char>(p, n));
 }
 
 // The buffer and every chunk's CRC, made once per process.

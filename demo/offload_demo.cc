@@ -21,13 +21,13 @@
 // wait that does not end) prints "offload_demo: FAILED: ..." and returns 1.
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <deque>
-#include <atomic>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -41,6 +41,7 @@
 #include "channel/codec.h"
 #include "channel/message_port.h"
 #include "channel/value.h"
+#include "demo/crc32.h"
 #include "loop/event_loop.h"
 #include "pool/pool.h"
 #include "workers/worker.h"
@@ -70,26 +71,7 @@ double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(
 
 // --- the job ----------------------------------------------------------------------
 
-// CRC-32 as zlib's crc32() and gzip compute it (reflected, polynomial
-// 0xEDB88320), a byte per step through a 256-entry table: a real checksum,
-// and CPU-bound, since each step waits for the one before.
-constexpr std::array<std::uint32_t, 256> kCrc32Table = [] {
-  std::array<std::uint32_t, 256> table{};
-  for (std::uint32_t i = 0; i < 256; ++i) {
-    std::uint32_t c = i;
-    for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-    table[i] = c;
-  }
-  return table;
-}();
-
-template <class Bytes>
-constexpr std::uint32_t crc32(const Bytes& bytes) {
-  std::uint32_t c = 0xFFFFFFFFu;
-  for (auto b : bytes) c = kCrc32Table[(c ^ static_cast<std::uint8_t>(b)) & 0xFFu] ^ (c >> 8);
-  return c ^ 0xFFFFFFFFu;
-}
-static_assert(crc32(std::string_view("123456789")) == 0xCBF43926u, "CRC-32's check value");
+using weave::demo::crc32;  // the job (demo/crc32.h)
 
 // `count` buffers of `bytes` pseudo-random bytes (splitmix64).
 std::vector<ArrayBuffer> random_buffers(int count, std::size_t bytes) {
@@ -151,10 +133,8 @@ WEAVE_TASK(crc32_buffer, ctx, args) {
   ArrayBuffer& b = *buffer->if_array_buffer();
   const std::uint32_t crc = crc32(b.bytes());
   ctx.transfer(b);
-  return weave::Object{{"index", *index},
-                       {"crc", std::int64_t{crc}},
-                       {"buffer", b},
-                       {"thread", weave::thread_id()}};
+  return weave::Object{
+      {"index", *index}, {"crc", std::int64_t{crc}}, {"buffer", b}, {"thread", weave::thread_id()}};
 }
 
 // --- the main thread's side -------------------------------------------------------
@@ -445,8 +425,8 @@ void cancellation(weave::Pool& pool) {
 
   std::printf("[cancel]   running task cancelled: %s (%s); timed out after 20 ms: %s (%s)\n",
               yes_no(asked && e1 && e1->errc() == weave::TaskErrc::kCancelled),
-              e1 ? e1->code().c_str() : "-",
-              yes_no(e2 && e2->errc() == weave::TaskErrc::kTimedOut), e2 ? e2->code().c_str() : "-");
+              e1 ? e1->code().c_str() : "-", yes_no(e2 && e2->errc() == weave::TaskErrc::kTimedOut),
+              e2 ? e2->code().c_str() : "-");
   std::printf("           a task that threw: %s: %s (the worker lives on)\n",
               e3 ? e3->type_name().c_str() : "-", e3 ? e3->what() : "-");
   if (!asked || !e1 || e1->errc() != weave::TaskErrc::kCancelled || !e2 ||

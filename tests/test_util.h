@@ -88,6 +88,26 @@ class StartBarrier {
 // state: not a timing assertion.
 inline constexpr auto kHangGuard = std::chrono::seconds(10);
 
+// Stress targets divide their counts by this: the sanitizers run ~10x slower.
+#if defined(WEAVE_TSAN) || defined(WEAVE_ASAN)
+inline constexpr int kStressScale = 10;
+#else
+inline constexpr int kStressScale = 1;
+#endif
+
+// Polls `done` until it holds, at most kHangGuard: for what nothing signals
+// (counters, the end of a thread). The pause between polls is back-off, not a
+// wait for anything; a false return fails the test instead of hanging it.
+template <class Pred>
+bool eventually(Pred done) {
+  const auto deadline = std::chrono::steady_clock::now() + kHangGuard;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+  return true;
+}
+
 using ::weave::proc::current_tid;
 using ::weave::proc::thread_state;
 

@@ -14,11 +14,7 @@
 namespace weave {
 namespace {
 
-#if defined(WEAVE_TSAN) || defined(WEAVE_ASAN)
-constexpr int kScale = 10;  // sanitizers run ~10x slower
-#else
-constexpr int kScale = 1;
-#endif
+constexpr int kScale = ::weave::testing::kStressScale;
 
 using atomics::WaitResult;
 

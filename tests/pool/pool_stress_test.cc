@@ -24,26 +24,12 @@
 namespace weave {
 namespace {
 
-#if defined(WEAVE_TSAN) || defined(WEAVE_ASAN)
-constexpr int kScale = 10;  // sanitizers run ~10x slower
-#else
-constexpr int kScale = 1;
-#endif
+constexpr int kScale = ::weave::testing::kStressScale;
 
 using namespace std::chrono_literals;
+using ::weave::testing::eventually;
 using ::weave::testing::kHangGuard;
 using ::weave::testing::StartBarrier;
-
-// Polls `done` until it holds, at most kHangGuard (metrics nothing signals).
-template <class Pred>
-bool eventually(Pred done) {
-  const auto deadline = Clock::now() + kHangGuard;
-  while (!done()) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(100us);
-  }
-  return true;
-}
 
 // The ids on_finish reported, to prove each task settled exactly once.
 class FinishLog {
@@ -71,9 +57,13 @@ class FinishLog {
   std::vector<std::uint64_t> ids_;
 };
 
-// Waits until on_finish reported `n` tasks, then checks they are exactly the
-// ids in `expected` (each once).
-void expect_each_finished_once(FinishLog& log, std::vector<std::uint64_t> expected) {
+// Waits until on_finish reported as many tasks as there are futures, then
+// checks they are exactly the futures' tasks (each once).
+template <class Futures>
+void expect_each_finished_once(FinishLog& log, const Futures& futures) {
+  std::vector<std::uint64_t> expected;
+  expected.reserve(futures.size());
+  for (const auto& f : futures) expected.push_back(f.id());
   std::sort(expected.begin(), expected.end());
   EXPECT_TRUE(eventually([&] { return log.size() >= expected.size(); }))
       << log.size() << " of " << expected.size() << " finished";
@@ -132,10 +122,7 @@ TEST_P(PoolThroughputStressTest, TinyTasksFromTwoThreadsEachRunOnceAndReturnThei
     int not_once = 0;
     for (int i = 0; i < tasks; ++i) not_once += runs[i].load() != 1;
     EXPECT_EQ(not_once, 0) << "a task body ran zero times or twice";
-    std::vector<std::uint64_t> ids;
-    ids.reserve(tasks);
-    for (const auto& f : futures) ids.push_back(f.id());
-    expect_each_finished_once(finished, std::move(ids));
+    expect_each_finished_once(finished, futures);
 
     const PoolMetrics m = pool.metrics();
     EXPECT_EQ(m.submitted, static_cast<std::uint64_t>(tasks));
@@ -242,10 +229,7 @@ TEST_F(PoolCancelStressTest, CancelStormRacingStartsSettlesEveryTaskExactlyOnce)
     EXPECT_EQ(bad, 0) << "a task's outcome disagrees with its runs or its cancel() result";
     EXPECT_EQ(completed + cancelled, tasks);
     pool.drain();
-    std::vector<std::uint64_t> ids;
-    ids.reserve(tasks);
-    for (const auto& f : futures) ids.push_back(f.id());
-    expect_each_finished_once(finished, std::move(ids));
+    expect_each_finished_once(finished, futures);
 
     const PoolMetrics m = pool.metrics();
     EXPECT_EQ(m.submitted, static_cast<std::uint64_t>(tasks));

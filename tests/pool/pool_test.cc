@@ -46,6 +46,7 @@
 #include "loop/event_loop.h"
 #include "pool/task.h"
 #include "tests/test_util.h"
+#include "tests/workers/worker_test_util.h"
 #include "workers/worker.h"
 
 namespace weave {
@@ -69,46 +70,17 @@ using namespace std::chrono_literals;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 using ::weave::testing::current_tid;
+using ::weave::testing::eventually;
 using ::weave::testing::kHangGuard;
 using ::weave::testing::thread_state;
 using ::weave::testing::wait_until_parked;
 
 // CleanShutdownTest plus: the main thread's loop is left with nothing
 // pending (TaskFuture::then runs there) and no channel endpoint outlives the
-// test (every worker's parent port is closed).
-class PoolTest : public ::weave::testing::CleanShutdownTest {
- protected:
-  void SetUp() override {
-    CleanShutdownTest::SetUp();
-    ports_ = live_port_count_approx();
-  }
-  void TearDown() override {
-    EventLoop& loop = EventLoop::current();
-    for (int i = 0; i < 1000 && loop.run(EventLoop::RunMode::kNoWait); ++i) {
-    }
-    EXPECT_FALSE(loop.alive()) << "something keeps the main thread's loop alive";
-    EXPECT_EQ(live_port_count_approx(), ports_) << "a channel endpoint outlived the test";
-    CleanShutdownTest::TearDown();
-  }
-
- private:
-  std::size_t ports_ = 0;
-};
+// test (every worker's parent port is closed) — what WorkerTest checks.
+class PoolTest : public ::weave::testing::WorkerTest {};
 
 // --- helpers ----------------------------------------------------------------------------
-
-// Polls `done` until it holds, at most kHangGuard: for what nothing signals
-// (metrics, the end of a thread). The pause between polls is back-off, not a
-// wait for anything; a false return fails the test instead of hanging it.
-template <class Pred>
-bool eventually(Pred done) {
-  const auto deadline = Clock::now() + kHangGuard;
-  while (!done()) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(100us);
-  }
-  return true;
-}
 
 // A one-shot gate: open() lets every waiter through. Waits are bounded by
 // kHangGuard, so a pool that never starts or never cancels a task fails the
