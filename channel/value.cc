@@ -93,6 +93,28 @@ bool operator==(const Value& a, const Value& b) {
   return false;
 }
 
+void Value::move_owned(Value&& o) noexcept {
+  switch (type_) {
+    case Type::kUndefined:
+    case Type::kNull:
+    case Type::kBool:
+    case Type::kInt:
+    case Type::kDouble: break;  // moved inline by move_from
+    case Type::kString: ::new (&s_) std::string(std::move(o.s_)); break;
+    case Type::kArrayBuffer: ::new (&ab_) ArrayBuffer(std::move(o.ab_)); break;
+    case Type::kTypedArray: ::new (&ta_) TypedArray(std::move(o.ta_)); break;
+    // A SharedArrayBuffer has no move: this copies the handle (an atomic
+    // increment), and the source keeps a valid handle until destroyed.
+    case Type::kSharedArrayBuffer: ::new (&sab_) SharedArrayBuffer(o.sab_); break;
+    case Type::kArray: ::new (&arr_) Array(std::move(o.arr_)); break;
+    case Type::kObject: ::new (&obj_) Object(std::move(o.obj_)); break;
+    case Type::kError:
+      err_ = o.err_;
+      o.type_ = Type::kUndefined;  // the error moved out whole
+      break;
+  }
+}
+
 void Value::copy_from(const Value& o) {
   switch (o.type_) {
     case Type::kUndefined:
@@ -375,7 +397,15 @@ void commit_transfers(TransferPlan& plan) noexcept {
     src->length = 0;
     src->detached = true;
   }
-  plan.moves.clear();
+}
+
+void undo_transfers(TransferPlan& plan) noexcept {
+  for (auto& [src, dst] : plan.moves) {
+    src->data = std::move(dst->data);
+    src->length = dst->length;
+    src->detached = false;
+    dst->length = 0;
+  }
 }
 
 }  // namespace internal

@@ -32,6 +32,7 @@
 
 #include <concepts>
 #include <cstdint>
+#include <cstring>
 #include <initializer_list>
 #include <memory>
 #include <optional>
@@ -239,30 +240,18 @@ class Value {
   static bool is_scalar(Type t) noexcept { return t <= Type::kDouble; }
   // Every alternative but the scalars owns something: copy/move/destroy it.
   void copy_from(const Value& o);
+  // A scalar (the common small message) moves inline as a tag and one word;
+  // everything else goes through move_owned().
   void move_from(Value&& o) noexcept {
     type_ = o.type_;
-    switch (type_) {
-      case Type::kUndefined:
-      case Type::kNull: break;
-      case Type::kBool: b_ = o.b_; break;
-      case Type::kInt: i_ = o.i_; break;
-      case Type::kDouble: d_ = o.d_; break;
-      case Type::kString: ::new (&s_) std::string(std::move(o.s_)); break;
-      case Type::kArrayBuffer: ::new (&ab_) ArrayBuffer(std::move(o.ab_)); break;
-      case Type::kTypedArray: ::new (&ta_) TypedArray(std::move(o.ta_)); break;
-      // A SharedArrayBuffer has no move: this copies the handle (an atomic
-      // increment), and the source keeps a valid handle until destroyed.
-      case Type::kSharedArrayBuffer:
-        ::new (&sab_) SharedArrayBuffer(o.sab_);
-        break;
-      case Type::kArray: ::new (&arr_) Array(std::move(o.arr_)); break;
-      case Type::kObject: ::new (&obj_) Object(std::move(o.obj_)); break;
-      case Type::kError:
-        err_ = o.err_;
-        o.type_ = Type::kUndefined;  // the error moved out whole
-        break;
+    if (is_scalar(type_)) [[likely]] {
+      // The payload's bytes, whichever scalar (or none) is active.
+      std::memcpy(static_cast<void*>(&i_), static_cast<const void*>(&o.i_), sizeof i_);
+    } else {
+      move_owned(std::move(o));
     }
   }
+  void move_owned(Value&& o) noexcept;
   void destroy() noexcept {
     if (is_scalar(type_)) return;
     destroy_owned();
@@ -275,7 +264,7 @@ class Value {
   Type type_ = Type::kUndefined;
   union {
     bool b_;
-    std::int64_t i_;
+    std::int64_t i_ = 0;  // so a scalar without a payload (undefined, null) moves defined bytes
     double d_;
     std::string s_;
     ArrayBuffer ab_;

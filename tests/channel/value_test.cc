@@ -157,6 +157,34 @@ TEST_F(ValueTest, MovedValuesAreNothrow) {
   EXPECT_EQ(b, Value(Array{1, 2, 3}));
 }
 
+// Scalars move inline (a tag and one word), everything else through the
+// owned path: each kind arrives whole by construction and by assignment,
+// also over a value that owned something.
+TEST_F(ValueTest, EveryKindMovesWholeByConstructionAndAssignment) {
+  const std::vector<Value> kinds = {
+      Value(),
+      Value(nullptr),
+      Value(true),
+      Value(false),
+      Value(std::int64_t{-1} << 62),
+      Value(-0.5),
+      Value("a string too long for the small-string buffer"),
+      Value(ArrayBuffer::copy_of(std::string_view("seven b"))),
+      Value(Array{1, "two", 3.0}),
+      Value(Object{{"k", Array{nullptr}}}),
+      Value(ErrorValue{"TypeError", "bad", "at x"}),
+  };
+  for (const Value& kind : kinds) {
+    SCOPED_TRACE(kind.to_string());
+    Value source = kind;
+    Value moved(std::move(source));
+    EXPECT_EQ(moved, kind);
+    Value target(Object{{"owned", "before"}});
+    target = std::move(moved);
+    EXPECT_EQ(target, kind);
+  }
+}
+
 // --- Object ------------------------------------------------------------------------------
 
 std::vector<std::string> keys(const Object& o) {
