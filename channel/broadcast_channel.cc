@@ -26,12 +26,8 @@ class BroadcastSub final : private InboxHolder, public InboxSource {
     closed_ = true;
     inbox.close_from_consumer();
   }
-  // From any sending thread; false once this instance has closed.
-  bool deliver(Value v) {
-    Message m;
-    m.data = std::move(v);
-    return inbox.push(nullptr, std::move(m));
-  }
+  // From any sending thread; kClosed once this instance has closed.
+  Inbox::Pushed deliver(Value v) { return inbox.push(nullptr, std::move(v)); }
 
  private:
   std::string name_;
@@ -120,13 +116,19 @@ Status BroadcastChannel::post_message(const Value& value) {
     auto probe = structured_clone(value);
     return probe ? Status() : probe.status();
   }
+  std::size_t starved = 0;
   for (std::size_t i = 0; i < receivers.size(); ++i) {
     // Each receiver gets its own copy; only the first clone can fail (the
     // value is the same each time), so a failure sends nothing.
     auto copy = structured_clone(value);
     if (!copy) return copy.status();
     // A receiver that closed meanwhile drops it, as in Node.
-    (void)receivers[i]->deliver(std::move(*copy));
+    if (receivers[i]->deliver(std::move(*copy)) == internal::Inbox::Pushed::kNoMemory) ++starved;
+  }
+  if (starved != 0) {
+    return Status(ErrorCode::kOutOfMemory,
+                  "BroadcastChannel: out of memory: " + std::to_string(starved) + " of " +
+                      std::to_string(receivers.size()) + " instances did not get the message");
   }
   return Status();
 }

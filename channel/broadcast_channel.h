@@ -41,8 +41,9 @@ class BroadcastChannel {
   [[nodiscard]] const std::string& name() const noexcept;
 
   // Sends a clone of `value` to every other open instance of this name. ok,
-  // or kClosed after close(), or kDataCloneError (nothing sent). Owner thread
-  // only. Never blocks. Allocates.
+  // or kClosed after close(), or kDataCloneError (nothing sent), or
+  // kOutOfMemory when some instances' queues could not grow (they did not get
+  // it; the others did). Owner thread only. Never blocks. Allocates.
   Status post_message(const Value& value);
   template <class T>
     requires(!std::is_convertible_v<const T&, Value> && Encodable<T>)

@@ -156,11 +156,9 @@ void InboxSource::dispatch(EventLoop& loop) {
         return;
       }
       if (!stash_) stash_ = std::make_unique<Message[]>(kBatch);  // once per port
-      stash_pos_ = 0;
-      stash_len_ = inbox_.take_bulk(token_, stash_.get(), kBatch);
-      if (stash_len_ == 0) {
-        // Dry: stay hot, so the next posts cost their producer no signal;
-        // the loop arms the inbox before it parks.
+      if (quiet_polls_ != 0 || !refill()) {
+        // Dry, or letting a batch build: stay hot, so the next posts cost
+        // their producer no signal; the loop arms the inbox before it parks.
         loop.mark_hot(binding_.get());
         break;
       }
@@ -211,6 +209,9 @@ struct ChannelState {
 
 namespace {
 Status closed_status() { return Status(ErrorCode::kClosed, "MessagePort is closed"); }
+Status no_memory_status() {
+  return Status(ErrorCode::kOutOfMemory, "MessagePort: out of memory: the message was not sent");
+}
 Status clone_error(const char* what) { return Status(ErrorCode::kDataCloneError, what); }
 
 bool is_inline_scalar(const Value& v) {
@@ -233,8 +234,9 @@ class Endpoint final : public InboxSource {
   Endpoint(std::shared_ptr<ChannelState> chan, int side)
       : InboxSource(chan->inbox[side]),
         chan_(chan),
+        out_(chan->inbox[1 - side]),
         side_(side),
-        out_token_(chan->inbox[1 - side].queue()) {
+        out_token_(out_.queue()) {
     g_live_ports.fetch_add(1, std::memory_order_relaxed);
   }
   ~Endpoint() override {
@@ -247,7 +249,7 @@ class Endpoint final : public InboxSource {
     g_live_ports.fetch_sub(1, std::memory_order_relaxed);
   }
 
-  Inbox& out() noexcept { return chan_->inbox[1 - side_]; }
+  Inbox& out() noexcept { return out_; }
   Inbox& in() noexcept { return chan_->inbox[side_]; }
   bool entangled_with(const Endpoint& o) const noexcept { return chan_ == o.chan_; }
 
@@ -277,11 +279,23 @@ class Endpoint final : public InboxSource {
     // post a cache miss.
     if (closed_) return closed_status();
     if (!transfer && is_inline_scalar(value)) {
-      // Nothing to walk, nothing to transfer: built in place, moved once.
-      if (!out().push(&out_token_, Message{Value(std::forward<V>(value)), {}})) return refused();
-      return Status();
+      // Nothing to walk, nothing to transfer: the queue's slot is built from
+      // the value itself. A copy (which may allocate, for a string) is made
+      // before anything is reserved.
+      if constexpr (std::is_lvalue_reference_v<V>) {
+        return post_data(Value(value));
+      } else {
+        return post_data(std::move(value));
+      }
     }
     return post_cloned(value, transfer);
+  }
+  // A message without ports; `data` is untouched unless it was sent.
+  [[gnu::always_inline]] Status post_data(Value&& data) {
+    const Inbox::Reservation r = out_.reserve();
+    if (!r.accepted) return refused();
+    if (!out_.publish(&out_token_, std::move(data), r)) [[unlikely]] return no_memory_status();
+    return Status();
   }
   [[gnu::noinline]] Status post_cloned(const Value& value, Transfer* transfer);
   Status refused();
@@ -290,6 +304,7 @@ class Endpoint final : public InboxSource {
   // The sending side, read on every post from the producer's thread: its own
   // line, away from this end's consumer fields (InboxSource).
   alignas(kFalseSharingSpan) std::shared_ptr<ChannelState> chan_;
+  Inbox& out_;  // chan_->inbox[1 - side_]
   int side_;
   moodycamel::ProducerToken out_token_;  // destroyed before chan_ (declared after)
   bool closed_ = false;                  // this side can post no more
@@ -344,7 +359,13 @@ Status Endpoint::post_cloned(const Value& value, Transfer* transfer) {
       m.ports = std::move(transfer->ports);
       transfer->ports.clear();
     }
-    out().publish(&out_token_, std::move(m), r);
+    if (!out().publish(&out_token_, std::move(m), r)) [[unlikely]] {
+      // Nothing was sent: the buffers are attached again and the ports go
+      // back to the transfer list (open, but without their handlers).
+      undo_transfers(plan);
+      if (transfer) transfer->ports = std::move(m.ports);
+      return no_memory_status();
+    }
     return Status();
   }
 }

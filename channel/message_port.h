@@ -92,6 +92,9 @@ class MessagePort {
   // this port or its peer. On any error — these, or kClosed
   // because the peer closed first — nothing is sent, detached or handed
   // over: `transfer` keeps its ports and its buffers stay attached.
+  // kOutOfMemory (any post, when the queue cannot grow): nothing is sent,
+  // the buffers stay attached, and the listed ports come back in `transfer`,
+  // open, with their handlers cleared.
   Status post_message(const Value& value, Transfer&& transfer);
   // Posts any type with a weave::Codec (see channel/codec.h), with or
   // without a transfer list (buffers the encoded value holds may be listed).

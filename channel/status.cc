@@ -20,6 +20,8 @@ std::string_view error_code_name(ErrorCode code) noexcept {
       return "RangeError";
     case ErrorCode::kInvalidArgument:
       return "InvalidArgumentError";
+    case ErrorCode::kOutOfMemory:
+      return "OutOfMemoryError";
   }
   return "UnknownError";
 }

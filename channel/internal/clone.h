@@ -21,5 +21,8 @@ struct TransferPlan {
 Result<Value> clone_value(const Value& value, std::span<ArrayBuffer> transfer, TransferPlan& plan);
 // Cannot fail: everything was checked by clone_value. Never allocates.
 void commit_transfers(TransferPlan& plan) noexcept;
+// Undoes a commit_transfers(plan) whose message could not be sent: the bytes
+// go back to their sources, attached again. Never allocates.
+void undo_transfers(TransferPlan& plan) noexcept;
 
 }  // namespace weave::internal

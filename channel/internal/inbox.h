@@ -45,13 +45,16 @@
 
 #include <concurrentqueue/concurrentqueue.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <iterator>
 #include <limits>
 #include <memory>
 #include <mutex>  // std::lock_guard
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "atomics/internal/barrier.h"
@@ -110,33 +113,51 @@ class Inbox {
     }
     return {true, (c & kArmed) != 0, n};
   }
-  // Step 2, only after an accepted reservation: enqueues `m` (with `token`,
-  // or the calling thread's implicit producer), publishes the count and
-  // wakes an armed consumer. The producer thread only. Never blocks.
-  // Allocates only when the queue needs a block.
-  [[gnu::always_inline]] void publish(moodycamel::ProducerToken* token, Message&& m,
-                                      Reservation r) {
-    if (token) {
-      queue_.enqueue(*token, std::move(m));
-    } else {
-      queue_.enqueue(std::move(m));
+  // Step 2, only after an accepted reservation: enqueues `item` (with
+  // `token`, or the calling thread's implicit producer), publishes the count
+  // and wakes an armed consumer. `item` is a whole Message, or a Value that
+  // becomes a message without ports: its slot is built straight from the
+  // Value, with no Message in between (the scalar fast path). False when the
+  // queue could not allocate a block: then nothing was enqueued or counted,
+  // `item` is untouched, and the post is over. The producer thread only.
+  // Never blocks. Allocates only when the queue needs a block.
+  template <class Item>
+  [[gnu::always_inline]] bool publish(moodycamel::ProducerToken* token, Item&& item,
+                                      Reservation r) noexcept {
+    static_assert(std::is_same_v<Item, Message> || std::is_same_v<Item, Value>,
+                  "weave::Inbox::publish: a Message or a Value, as an rvalue");
+    // A one-item bulk enqueue constructs the slot from *first: Message(Value&&)
+    // for a Value. Moves cannot throw, and the queue's allocations report
+    // failure by returning false.
+    const auto first = std::make_move_iterator(&item);
+    const bool ok = token ? queue_.enqueue_bulk(*token, first, 1) : queue_.enqueue_bulk(first, 1);
+    if (!ok) [[unlikely]] {
+      posting_.store(0, std::memory_order_release);
+      return false;
     }
     // release: the count is published after the message is in the queue,
     // and the post ends after the count.
     posted_.store(r.posted + 1, std::memory_order_release);
     posting_.store(0, std::memory_order_release);
     if (r.armed) disarm_and_signal();
+    return true;
   }
-  // Both steps; false (and `m` untouched) when the consumer had closed. The
-  // only producer entry point of a kManyProducers inbox. Never blocks (a
-  // kManyProducers inbox spins while another sender is inside push()).
-  [[gnu::always_inline]] bool push(moodycamel::ProducerToken* token, Message&& m) {
+  // What push() did.
+  enum class Pushed : std::uint8_t {
+    kSent,
+    kClosed,    // the consumer had closed: nothing sent
+    kNoMemory,  // the queue could not allocate: nothing sent
+  };
+  // Both steps; unless kSent, `item` is untouched. The only producer entry
+  // point of a kManyProducers inbox. Never blocks (a kManyProducers inbox
+  // spins while another sender is inside push()).
+  template <class Item>
+  [[gnu::always_inline]] Pushed push(moodycamel::ProducerToken* token, Item&& item) noexcept {
     std::unique_lock<SpinLock> lock(producer_mu_, std::defer_lock);
     if (many_producers_) lock.lock();
     const Reservation r = reserve();
-    if (!r.accepted) return false;
-    publish(token, std::move(m), r);
-    return true;
+    if (!r.accepted) return Pushed::kClosed;
+    return publish(token, std::forward<Item>(item), r) ? Pushed::kSent : Pushed::kNoMemory;
   }
   // True once either side closed. A hint for the fast path. Any thread.
   [[nodiscard]] bool closed_approx() const noexcept {
@@ -369,13 +390,17 @@ class alignas(kFalseSharingSpan) InboxSource : public std::enable_shared_from_th
   // When the stash is empty the poll takes what the queue has straight into
   // it: one read of the producer's queue line per poll, the same as a bare
   // consumer's try_dequeue_bulk, instead of a look now and a take later.
+  // While the port lets a batch build (see refill) the poll reports nothing
+  // and touches no shared line.
   [[nodiscard]] bool poll() noexcept {
     if (!on_message_) return false;
     if (stash_pos_ < stash_len_) return true;
     if (!stash_) return inbox_.poll();
-    stash_pos_ = 0;
-    stash_len_ = inbox_.take_bulk(token_, stash_.get(), kBatch);
-    return stash_len_ != 0;
+    if (quiet_polls_ != 0) {
+      --quiet_polls_;
+      return false;
+    }
+    return refill();
   }
   void arm_begin() noexcept { inbox_.arm_begin(); }
   // Armed, or nothing to dispatch without a handler (set_message_handler
@@ -391,7 +416,52 @@ class alignas(kFalseSharingSpan) InboxSource : public std::enable_shared_from_th
  private:
   static constexpr int kBudget = 256;        // messages per dispatch: fairness between sources
   static constexpr std::size_t kBatch = 32;  // taken from the queue at once
+  // The longest a streaming port lets a batch build: polls of its loop's spin
+  // (a pause each), a few microseconds.
+  static constexpr std::uint32_t kMaxQuietPolls = 256;
   void bind_if_needed();
+  // Takes the next batch into the (empty) stash; true if it got any.
+  //
+  // Batch building. A consumer that keeps up with a streaming producer takes
+  // a few messages at a time, right behind it, and every take moves the
+  // queue's index line (which the producer writes on every post) between
+  // the two cores: both slow down. So when a take comes straight after
+  // another one that found messages (streaming) and is not full, the port
+  // lets the next batch build for quiet_level_ polls before taking again.
+  // The level adapts after each wait: the wait gathered more and the take
+  // is still short, double it; the take is full, halve it; the wait gathered
+  // no more than before (the sender is waiting for us, as in a ping-pong),
+  // drop it to 0. A take that finds the queue empty ends the streak, so a
+  // lone message, or a reply, is never held back.
+  bool refill() noexcept {
+    stash_pos_ = 0;
+    stash_len_ = inbox_.take_bulk(token_, stash_.get(), kBatch);
+    if (stash_len_ == 0) {
+      streaming_ = false;
+      waited_ = false;
+      return false;
+    }
+    const auto n = static_cast<std::uint32_t>(stash_len_);
+    if (waited_) {
+      waited_ = false;
+      if (n <= last_take_) {
+        quiet_level_ = 0;
+      } else if (n == kBatch) {
+        quiet_level_ /= 2;
+      } else {
+        quiet_level_ = std::min(quiet_level_ * 2, kMaxQuietPolls);
+      }
+    } else if (streaming_ && n < kBatch && quiet_level_ == 0) {
+      quiet_level_ = 1;
+    }
+    if (streaming_ && n < kBatch && quiet_level_ != 0) {
+      quiet_polls_ = quiet_level_;
+      waited_ = true;
+    }
+    last_take_ = n;
+    streaming_ = true;
+    return true;
+  }
   // All accepted messages delivered (or stashed ones pending) and closed.
   bool finished() noexcept { return stash_pos_ == stash_len_ && inbox_.finished(); }
   void update_ref();
@@ -407,6 +477,14 @@ class alignas(kFalseSharingSpan) InboxSource : public std::enable_shared_from_th
   std::unique_ptr<Message[]> stash_;
   std::size_t stash_pos_ = 0;
   std::size_t stash_len_ = 0;
+  // Batch building (see refill): polls left before the next take, the
+  // current wait, the last take's size, and whether the last take found
+  // messages and the one before it too.
+  std::uint32_t quiet_polls_ = 0;
+  std::uint32_t quiet_level_ = 0;
+  std::uint32_t last_take_ = 0;
+  bool waited_ = false;
+  bool streaming_ = false;
 };
 
 }  // namespace weave::internal

@@ -154,6 +154,40 @@ TEST_F(MessagePortTest, FifoWithoutLossOrDuplicateOverAMillionMessagesBetweenThr
   EXPECT_TRUE(close_event);
 }
 
+// A receiver that keeps finding messages lets the next batch build before it
+// takes again (channel/internal/inbox.h). Here the second take of a burst is
+// short, which starts such a wait: a message posted afterwards must still be
+// delivered by later turns of a loop that never parks (kNoWait), and by one
+// kOnce run, with nothing else posted. Order and count are checked throughout.
+TEST_F(MessagePortTest, AMessageAfterABurstIsDeliveredWithoutAnotherPost) {
+  std::vector<std::int64_t> got;
+  std::int64_t no_wait_turns = 0;
+  std::thread receiver([&] {
+    MessageChannel ch;
+    ch.port2.on_message([&](MessageEvent& e) { got.push_back(int_of(e.data)); });
+    EventLoop& loop = EventLoop::current();
+    std::int64_t next = 0;
+    auto post = [&](std::int64_t n) {
+      for (std::int64_t i = 0; i < n; ++i) ASSERT_TRUE(ch.port1.post_message(next++).ok());
+    };
+    auto turns_until = [&](std::size_t count) {
+      std::int64_t turns = 0;
+      for (; got.size() < count && turns < 1'000'000; ++turns) (void)loop.run(EventLoop::RunMode::kNoWait);
+      return turns;
+    };
+    post(40);  // more than one take: the second one is short
+    (void)turns_until(40);
+    post(1);
+    no_wait_turns = turns_until(41);
+    post(1);
+    (void)loop.run(EventLoop::RunMode::kOnce);
+    ch.port2.on_message(nullptr);
+  });
+  receiver.join();
+  EXPECT_EQ(got, iota(42));
+  EXPECT_LT(no_wait_turns, 1'000'000);
+}
+
 // --- clone and transfer -----------------------------------------------------------
 
 TEST_F(MessagePortTest, PostedValueIsACopyTheSenderCannotChangeAfterwards) {
@@ -328,7 +362,9 @@ TEST_F(MessagePortTest, SharedArrayBufferIsSharedOnEveryPostPath) {
     const Value& v = i < 2 ? e->data : *e->data.at(0);
     ASSERT_TRUE(v.is_shared_array_buffer()) << e->data.to_string();
     EXPECT_EQ(*v.if_shared_array_buffer(), sab);
-    if (i == 2) EXPECT_EQ(e->data.at(1)->if_array_buffer()->to_string(), "moved");
+    if (i == 2) {
+      EXPECT_EQ(e->data.at(1)->if_array_buffer()->to_string(), "moved");
+    }
   }
   EXPECT_EQ(sab.use_count_approx(), 2) << "delivered messages released their handles";
 }
@@ -751,6 +787,31 @@ TEST_F(MessagePortTest, PostAfterCloseReturnsClosedOnBothSidesWithoutThrowing) {
             ErrorCode::kClosed);
   EXPECT_FALSE(receive_message_on_port(ch.port1).has_value());
   EXPECT_FALSE(receive_message_on_port(ch.port2).has_value());
+}
+
+// A moved-in value goes straight into the queue: it arrives whole, and a
+// refused post leaves it with the caller, untouched.
+TEST_F(MessagePortTest, MovedInValueArrivesWholeAndARefusedPostLeavesItWithTheCaller) {
+  const std::string text = "longer than any small-string buffer, so it owns heap memory";
+  MessageChannel ch;
+  Value sent(text);
+  ASSERT_TRUE(ch.port1.post_message(std::move(sent)).ok());
+  Value copied(text);
+  ASSERT_TRUE(ch.port1.post_message(copied).ok());
+  EXPECT_EQ(copied, Value(text));  // posted by copy: the caller keeps it
+  for (int i = 0; i < 2; ++i) {
+    auto got = receive_message_on_port(ch.port2);
+    ASSERT_TRUE(got.has_value());
+    EXPECT_EQ(got->data, Value(text));
+  }
+
+  ch.port2.close();  // the receiver goes: the next posts are refused
+  Value refused(text);
+  EXPECT_EQ(ch.port1.post_message(std::move(refused)).code(), ErrorCode::kClosed);
+  EXPECT_EQ(refused, Value(text));
+  Value refused_int(7);
+  EXPECT_EQ(ch.port1.post_message(std::move(refused_int)).code(), ErrorCode::kClosed);
+  EXPECT_EQ(refused_int, Value(7));
 }
 
 TEST_F(MessagePortTest, PostOnAnEmptyPortReturnsClosed) {
