@@ -8,7 +8,11 @@
 // none duplicated — also across a transfer of either port to another thread.
 // Posting never blocks. A port with an on_message handler delivers on the
 // event loop of the thread that set the handler (EventLoop::current()); a
-// port without one keeps its messages for receive_message_on_port().
+// port without one keeps its messages for receive_message_on_port(). A port
+// receiving a stream may skip a few polls between takes to let a batch
+// build (up to a few microseconds; see channel/internal/inbox.h): a message
+// then arrives a turn or two later, never needing another post. A lone
+// message or a reply is taken at the first poll.
 //
 // Values are cloned when posted (channel/value.h): nothing the sender does
 // afterwards reaches the receiver. Buffers in the transfer list move instead
