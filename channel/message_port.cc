@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cassert>
+#include <new>
 #include <utility>
 
 #include "channel/internal/clone.h"
@@ -45,7 +46,7 @@ void LoopBinding::dispatch(EventLoop& loop) {
   owner_->dispatch(loop);
 }
 
-bool LoopBinding::poll() noexcept { return owner_ && owner_->poll(); }
+Readiness LoopBinding::poll() noexcept { return owner_ ? owner_->poll() : Readiness::kIdle; }
 void LoopBinding::arm_begin() noexcept {
   if (owner_) owner_->arm_begin();
 }
@@ -63,6 +64,7 @@ void InboxSource::update_ref() {
 
 void InboxSource::set_message_handler(Handler h) {
   on_message_ = h ? std::make_shared<Handler>(std::move(h)) : nullptr;
+  gate_.reset();
   if (on_message_ || on_close_) bind_if_needed();
   update_ref();
   if (loop_) loop_->core().schedule(binding_.get());
@@ -78,9 +80,10 @@ void InboxSource::set_ref(bool refed) {
   update_ref();
 }
 
-void InboxSource::unbind_from_loop() {
+void InboxSource::unbind_from_loop() noexcept {
   on_message_.reset();
   on_close_.reset();
+  gate_.reset();
   if (!loop_) return;
   // Unbind first: once this returns no producer can schedule us any more.
   inbox_.unbind();
@@ -92,6 +95,7 @@ void InboxSource::unbind_from_loop() {
 }
 
 void InboxSource::on_loop_destroyed() noexcept {
+  gate_.reset();
   inbox_.unbind();
   loop_ = nullptr;
   binding_.reset();
@@ -128,13 +132,21 @@ struct DispatchFrame {
 thread_local DispatchFrame* tl_frame = nullptr;
 }  // namespace
 
-void InboxSource::note_transferred() {
+std::unique_ptr<Message[]> InboxSource::prepare_transfer() const {
+  if (!tl_frame || tl_frame->source != this || tl_frame->old_stash) return nullptr;
+  return std::make_unique<Message[]>(kBatch);
+}
+
+void InboxSource::note_transferred(std::unique_ptr<Message[]>& fresh) noexcept {
   if (!tl_frame || tl_frame->source != this) return;
   tl_frame->moved_away = true;
+  // An earlier post of this port from the same handler failed after it had
+  // swapped the stash: the handler's message is already safe in the frame.
+  if (tl_frame->old_stash) return;
+  assert(fresh && "weave: note_transferred without the stash from prepare_transfer");
   // The running handler holds a reference into the stash, and the new owner
-  // will refill the stash: the port leaves with a fresh one holding the
+  // will refill the stash: the port leaves with the fresh one, holding the
   // messages not yet delivered, and the old one stays with this frame.
-  auto fresh = std::make_unique<Message[]>(kBatch);
   const std::size_t left = stash_len_ - stash_pos_;
   for (std::size_t i = 0; i < left; ++i) fresh[i] = std::move(stash_[stash_pos_ + i]);
   tl_frame->old_stash = std::exchange(stash_, std::move(fresh));
@@ -156,7 +168,7 @@ void InboxSource::dispatch(EventLoop& loop) {
         return;
       }
       if (!stash_) stash_ = std::make_unique<Message[]>(kBatch);  // once per port
-      if (quiet_polls_ != 0 || !refill()) {
+      if (gate_.holding(now_ns) || !refill()) {
         // Dry, or letting a batch build: stay hot, so the next posts cost
         // their producer no signal; the loop arms the inbox before it parks.
         loop.mark_hot(binding_.get());
@@ -237,6 +249,9 @@ class Endpoint final : public InboxSource {
         out_(chan->inbox[1 - side]),
         side_(side),
         out_token_(out_.queue()) {
+    // The token's producer is allocated here; the queue reports a failure
+    // only through valid().
+    if (!out_token_.valid()) throw std::bad_alloc();
     g_live_ports.fetch_add(1, std::memory_order_relaxed);
   }
   ~Endpoint() override {
@@ -346,6 +361,14 @@ Status Endpoint::post_cloned(const Value& value, Transfer* transfer) {
     auto cloned = clone_value(value, buffers, plan);
     if (!cloned) return cloned.status();
     m.data = std::move(*cloned);
+    // Everything that may allocate happens before the commit, so a
+    // std::bad_alloc leaves the caller's buffers and ports as they were.
+    std::unique_ptr<Message[]> spare_stash;
+    if (transfer) {
+      for (MessagePort& p : transfer->ports) {
+        if (auto s = p.endpoint()->prepare_transfer()) spare_stash = std::move(s);
+      }
+    }
     // Counted first, committed after: a post refused by the peer's close
     // leaves the transfer list and its buffers exactly as they were.
     const Inbox::Reservation r = out().reserve();
@@ -354,7 +377,7 @@ Status Endpoint::post_cloned(const Value& value, Transfer* transfer) {
     if (transfer) {
       for (MessagePort& p : transfer->ports) {
         p.endpoint()->unbind_from_loop();  // it will deliver on the receiver's loop
-        p.endpoint()->note_transferred();
+        p.endpoint()->note_transferred(spare_stash);
       }
       m.ports = std::move(transfer->ports);
       transfer->ports.clear();

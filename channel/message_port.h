@@ -9,10 +9,11 @@
 // Posting never blocks. A port with an on_message handler delivers on the
 // event loop of the thread that set the handler (EventLoop::current()); a
 // port without one keeps its messages for receive_message_on_port(). A port
-// receiving a stream may skip a few polls between takes to let a batch
-// build (up to a few microseconds; see channel/internal/inbox.h): a message
-// then arrives a turn or two later, never needing another post. A lone
-// message or a reply is taken at the first poll.
+// receiving a stream may hold its next take for a moment while a batch
+// builds: at most 2 microseconds by the clock, and never past the point
+// where its loop would park (see channel/internal/batch_gate.h). A message
+// never waits for another post, and a lone message or a reply (one that
+// finds the stream paused) is not held at all.
 //
 // Values are cloned when posted (channel/value.h): nothing the sender does
 // afterwards reaches the receiver. Buffers in the transfer list move instead
@@ -84,8 +85,11 @@ class MessagePort {
 
   // Posts a clone of `value`. ok, or: kClosed (false) once this side or the
   // peer closed; kDataCloneError (nothing sent, nothing detached) for a value
-  // that cannot be cloned. Owner thread only. Never blocks. Allocates (not
-  // for scalars and strings of up to 15 bytes, once the queue has blocks).
+  // that cannot be cloned; kOutOfMemory (nothing sent) when the queue cannot
+  // grow. A failed allocation while cloning throws std::bad_alloc, with
+  // nothing sent and nothing changed. Owner thread only. Never blocks.
+  // Allocates (not for scalars and strings of up to 15 bytes, once the queue
+  // has blocks).
   Status post_message(const Value& value);
   // Same; a scalar or string is moved rather than copied (containers are
   // still cloned: their buffers may be shared with the caller).
@@ -96,9 +100,10 @@ class MessagePort {
   // this port or its peer. On any error — these, or kClosed
   // because the peer closed first — nothing is sent, detached or handed
   // over: `transfer` keeps its ports and its buffers stay attached.
-  // kOutOfMemory (any post, when the queue cannot grow): nothing is sent,
-  // the buffers stay attached, and the listed ports come back in `transfer`,
-  // open, with their handlers cleared.
+  // kOutOfMemory (when the queue cannot grow): nothing is sent, the buffers
+  // stay attached, and the listed ports come back in `transfer`, open, with
+  // their handlers cleared (each left its loop; set them again to resume).
+  // std::bad_alloc while cloning: nothing is sent and nothing changed.
   Status post_message(const Value& value, Transfer&& transfer);
   // Posts any type with a weave::Codec (see channel/codec.h), with or
   // without a transfer list (buffers the encoded value holds may be listed).

@@ -28,7 +28,8 @@ enum class ErrorCode : std::uint8_t {
   kTypeMismatch,     // a Value is not of the type asked for
   kOutOfRange,       // an index, offset or number outside its range
   kInvalidArgument,  // a bad option or argument
-  kOutOfMemory,      // memory could not be allocated; the call did nothing
+  kOutOfMemory,      // memory could not be allocated; nothing was sent (each
+                     // call's contract says what else it left as it was)
 };
 
 // Node-style name of an error kind, e.g. "DataCloneError". Never allocates.

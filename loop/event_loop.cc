@@ -219,6 +219,10 @@ void EventLoop::run_immediates() {
 
 void EventLoop::add_source(std::shared_ptr<internal::LoopSource> source, bool refed) {
   internal::LoopSource* raw = source.get();
+  // Each source is either registered or retired (below) until the next
+  // take: with room for all of them, remove_source never allocates.
+  const std::size_t room = sources_.size() + retired_.size() + 1;
+  if (retired_.capacity() < room) retired_.reserve(std::max(room, 2 * retired_.capacity()));
   auto [it, inserted] = sources_.try_emplace(raw);
   if (!inserted) {
     set_source_ref(raw, refed);
@@ -229,7 +233,7 @@ void EventLoop::add_source(std::shared_ptr<internal::LoopSource> source, bool re
   if (refed) ++refs_;
 }
 
-void EventLoop::remove_source(internal::LoopSource* source) {
+void EventLoop::remove_source(internal::LoopSource* source) noexcept {
   auto it = sources_.find(source);
   if (it == sources_.end()) return;
   if (it->second.refed) --refs_;
@@ -262,8 +266,15 @@ void EventLoop::run_hot_sources() {
     if (should_stop()) return;
     internal::LoopSource* s = hot_[i];
     if (!s) continue;
-    if (!s->poll()) {
-      idle_ones |= ++s->idle_polls_ >= kIdlePollsBeforeArm;
+    const internal::Readiness r = s->poll();
+    if (r != internal::Readiness::kReady) {
+      // A gathering source is busy, not idle: arming it would make its
+      // producers pay a read-modify-write per post.
+      if (r == internal::Readiness::kIdle) {
+        idle_ones |= ++s->idle_polls_ >= kIdlePollsBeforeArm;
+      } else {
+        s->idle_polls_ = 0;
+      }
       continue;
     }
     s->idle_polls_ = 0;
@@ -276,7 +287,7 @@ void EventLoop::run_hot_sources() {
 
 bool EventLoop::poll_hot_sources() noexcept {
   for (internal::LoopSource* s : hot_) {
-    if (s && s->poll()) return true;
+    if (s && s->poll() == internal::Readiness::kReady) return true;
   }
   return false;
 }
@@ -391,13 +402,11 @@ bool EventLoop::run(RunMode mode) {
     const bool more = alive();
     if (mode == RunMode::kNoWait) return more;
     if (!more) return false;
-    // kOnce: one turn; park only if that turn found nothing ready.
+    // kOnce: return after a turn that ran something; until then, wait. A
+    // wait may end with nothing to run yet (a timer not quite due, a port
+    // still gathering a batch): then wait again.
     if (mode == RunMode::kOnce && callbacks_ != callbacks_before) return more;
     park(true);
-    if (mode == RunMode::kOnce) {
-      // One turn's worth of work after the wait.
-      mode = RunMode::kNoWait;
-    }
   }
 }
 

@@ -122,7 +122,7 @@ class EventLoop {
  public:
   enum class RunMode {
     kDefault,  // until nothing referenced is left, or stop()
-    kOnce,     // one turn; parks if nothing is ready yet
+    kOnce,     // turns until one ran a callback, parking in between
     kNoWait,   // one turn; never parks
   };
 
@@ -165,11 +165,13 @@ class EventLoop {
 
   // --- for weave's own sources (ports, channels) -----------------------------
   // Registers a source that other threads may schedule through core(); the loop
-  // keeps it alive until remove_source. Owner thread only.
+  // keeps it alive until remove_source. Owner thread only. Allocates (also
+  // the room remove_source will need).
   void add_source(std::shared_ptr<internal::LoopSource> source, bool refed);
   // Unregisters it; the caller must already have made sure no producer will
-  // schedule it again (see internal::LoopSource). Owner thread only.
-  void remove_source(internal::LoopSource* source);
+  // schedule it again (see internal::LoopSource). Owner thread only. Never
+  // allocates (a port leaving inside a post must not fail half-way).
+  void remove_source(internal::LoopSource* source) noexcept;
   void set_source_ref(internal::LoopSource* source, bool refed);
   // Puts a registered source on the hot list: polled every turn and while
   // spinning, armed before the loop parks (see internal::LoopSource). Called

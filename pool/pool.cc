@@ -523,9 +523,10 @@ class PoolSource final : public LoopSource {
       : pool_(std::move(pool)), slot_(std::move(slot)) {}
 
   void dispatch(EventLoop& loop) override;
-  bool poll() noexcept override {
-    return has_room() && pool_->queue.size_approx() > 0 &&
-           !slot_->abandoned.load(std::memory_order_relaxed);
+  Readiness poll() noexcept override {
+    const bool ready = has_room() && pool_->queue.size_approx() > 0 &&
+                       !slot_->abandoned.load(std::memory_order_relaxed);
+    return ready ? Readiness::kReady : Readiness::kIdle;
   }
   void arm_begin() noexcept override {
     if (has_room()) pool_->list_idle(*slot_);

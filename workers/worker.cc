@@ -8,6 +8,7 @@
 #include <cassert>
 #include <cstdio>
 #include <cstdlib>
+#include <new>
 #include <stdexcept>
 #include <system_error>
 #include <typeinfo>
@@ -482,6 +483,7 @@ void Worker::start(Entry entry, WorkerOptions options) {
   // refuses with nothing changed.
   MessageChannel channel;
   Status sent = channel.port1.post_message(options.worker_data, std::move(options.transfer_list));
+  if (sent.code() == ErrorCode::kOutOfMemory) throw std::bad_alloc();  // not the options' fault
   if (!sent) {
     invalid("options.worker_data cannot be sent with options.transfer_list: " + sent.to_string());
   }

@@ -184,7 +184,8 @@ class Worker {
   // size or arena limit, or a worker_data / transfer_list that cannot be
   // cloned (the DataCloneError's message) — then nothing started and no
   // buffer in the transfer list was detached. std::system_error if the
-  // thread cannot be created. The calling thread becomes the owner (the
+  // thread cannot be created, std::bad_alloc if memory runs out (nothing
+  // started either way). The calling thread becomes the owner (the
   // parent). May block (creating the thread). Allocates.
   explicit Worker(Entry entry, WorkerOptions options = {});
   // Same, with an entry registered by WEAVE_WORKER_ENTRY(name); an unknown
@@ -216,8 +217,8 @@ class Worker {
   Worker& on_exit(std::function<void(int exit_code)> handler);
 
   // Posts to the worker's parent port (see MessagePort::post_message):
-  // kClosed once the worker ended, kDataCloneError with nothing sent. Posts
-  // made before the worker listens wait for it. Owner thread only. Never
+  // kClosed once the worker ended, kDataCloneError or kOutOfMemory with
+  // nothing sent. Posts made before the worker listens wait for it. Owner thread only. Never
   // blocks. Allocates.
   Status post_message(const Value& value);
   Status post_message(const Value& value, Transfer&& transfer);

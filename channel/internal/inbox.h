@@ -47,14 +47,17 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <iterator>
 #include <limits>
 #include <memory>
+#include <new>
 #include <mutex>  // std::lock_guard
 #include <thread>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "atomics/internal/barrier.h"
@@ -62,6 +65,8 @@
 #include "atomics/internal/futex.h"
 #include "atomics/internal/spin_lock.h"
 #include "channel/message_port.h"
+#include "channel/internal/batch_gate.h"
+#include "channel/internal/queue_alloc.h"
 #include "channel/value.h"
 #include "loop/event_loop.h"
 
@@ -70,8 +75,14 @@ namespace weave::internal {
 // What travels in the queue is what the handler receives: no conversion on
 // delivery.
 using Message = MessageEvent;
+using MessageQueue = moodycamel::ConcurrentQueue<Message, QueueTraits>;
 static_assert(std::is_nothrow_move_constructible_v<Message>,
               "weave::Message: must be nothrow move-constructible for the queue");
+// Inbox::publish builds a queue slot straight from a Value, by C++20
+// aggregate initialisation with parentheses (GCC 10+, Clang 16+); the queue
+// relies on that not throwing.
+static_assert(noexcept(::new (static_cast<void*>(nullptr)) Message(std::declval<Value&&>())),
+              "weave::Message: a slot built from a Value must not throw");
 
 class Inbox {
  public:
@@ -87,7 +98,7 @@ class Inbox {
   Inbox(const Inbox&) = delete;
   Inbox& operator=(const Inbox&) = delete;
 
-  [[nodiscard]] moodycamel::ConcurrentQueue<Message>& queue() noexcept { return queue_; }
+  [[nodiscard]] MessageQueue& queue() noexcept { return queue_; }
 
   // --- producer side ----------------------------------------------------------
   struct Reservation {
@@ -285,7 +296,7 @@ class Inbox {
  private:
   // One block to start: a channel that carries little costs little memory.
   static constexpr std::size_t kInitialCapacity =
-      moodycamel::ConcurrentQueueDefaultTraits::BLOCK_SIZE;
+      QueueTraits::BLOCK_SIZE;
 
   // Posts accepted so far (frozen at the consumer's close). Consumer thread.
   std::uint64_t published() const noexcept {
@@ -301,7 +312,7 @@ class Inbox {
     if (core_) core_->schedule(target_);
   }
 
-  moodycamel::ConcurrentQueue<Message> queue_;
+  MessageQueue queue_;
   // Written by the producer on every post, read by the consumer only when it
   // arms, closes or finds the queue empty: a line the producer keeps to itself.
   alignas(kFalseSharingSpan) std::atomic<std::uint64_t> posted_{0};
@@ -332,7 +343,7 @@ class LoopBinding final : public LoopSource {
   explicit LoopBinding(std::shared_ptr<InboxSource> owner) : owner_(std::move(owner)) {}
   void dispatch(EventLoop& loop) override;
   void on_loop_destroyed() noexcept override;
-  bool poll() noexcept override;
+  Readiness poll() noexcept override;
   void arm_begin() noexcept override;
   bool arm_end() noexcept override;
   // Cut when the end unbinds; a retired node then dispatches nothing. If the
@@ -369,7 +380,8 @@ class alignas(kFalseSharingSpan) InboxSource : public std::enable_shared_from_th
   void set_ref(bool refed);
   [[nodiscard]] bool has_ref() const noexcept { return refed_; }
   // Stops dispatching and drops the handlers; the inbox keeps its messages.
-  void unbind_from_loop();
+  // Never allocates.
+  void unbind_from_loop() noexcept;
   // Takes one message without the loop (receiveMessageOnPort).
   bool take(Message& out);
   // Accepted messages not yet delivered (queued or stashed).
@@ -378,35 +390,41 @@ class alignas(kFalseSharingSpan) InboxSource : public std::enable_shared_from_th
   }
   // Schedules a dispatch on the bound loop (e.g. to deliver a close event).
   void poke();
-  // Called when the port is posted to another thread: if its own handler is
-  // running on this thread, dispatch lets go of it without touching it again.
-  void note_transferred();
+  // A post that hands this port to another thread calls prepare_transfer()
+  // before it commits anything (it may throw std::bad_alloc), then
+  // note_transferred() with what that returned: if the port's own handler is
+  // running on this thread, dispatch lets go of the port without touching it
+  // again, and the port leaves with a fresh stash (the handler's message
+  // stays in the old one). Never allocates. A post that then fails may be
+  // retried: the second note needs no stash.
+  [[nodiscard]] std::unique_ptr<Message[]> prepare_transfer() const;
+  void note_transferred(std::unique_ptr<Message[]>& fresh) noexcept;
 
   // Called through the LoopBinding, on the bound loop's thread.
   void dispatch(EventLoop& loop);
   void on_loop_destroyed() noexcept;
-  // The hot poll: a handler is set and a message waits (stashed or in the
-  // inbox). Never blocks.
+  // The hot poll: kReady when a handler is set and a message waits (stashed
+  // or in the inbox); kGathering while the port lets a batch build (see
+  // batch_gate.h): then it touches no shared line. Never blocks.
   // When the stash is empty the poll takes what the queue has straight into
   // it: one read of the producer's queue line per poll, the same as a bare
   // consumer's try_dequeue_bulk, instead of a look now and a take later.
-  // While the port lets a batch build (see refill) the poll reports nothing
-  // and touches no shared line.
-  [[nodiscard]] bool poll() noexcept {
-    if (!on_message_) return false;
-    if (stash_pos_ < stash_len_) return true;
-    if (!stash_) return inbox_.poll();
-    if (quiet_polls_ != 0) {
-      --quiet_polls_;
-      return false;
-    }
-    return refill();
+  [[nodiscard]] Readiness poll() noexcept {
+    if (!on_message_) return Readiness::kIdle;
+    if (stash_pos_ < stash_len_) return Readiness::kReady;
+    if (!stash_) return inbox_.poll() ? Readiness::kReady : Readiness::kIdle;
+    if (gate_.holding(now_ns)) return Readiness::kGathering;
+    return refill() ? Readiness::kReady : Readiness::kIdle;
   }
   void arm_begin() noexcept { inbox_.arm_begin(); }
   // Armed, or nothing to dispatch without a handler (set_message_handler
-  // schedules the port when one comes).
+  // schedules the port when one comes). Either way the loop stops polling
+  // the port, which ends its streak (batch_gate.h); when messages wait the
+  // loop was about to park, so a batch has had its time: take it now.
   [[nodiscard]] bool arm_end() noexcept {
-    return !on_message_ || (stash_pos_ == stash_len_ && inbox_.arm_end());
+    const bool quiet = !on_message_ || (stash_pos_ == stash_len_ && inbox_.arm_end());
+    gate_.reset();
+    return quiet;
   }
 
  protected:
@@ -415,52 +433,20 @@ class alignas(kFalseSharingSpan) InboxSource : public std::enable_shared_from_th
 
  private:
   static constexpr int kBudget = 256;        // messages per dispatch: fairness between sources
-  static constexpr std::size_t kBatch = 32;  // taken from the queue at once
-  // The longest a streaming port lets a batch build: polls of its loop's spin
-  // (a pause each), a few microseconds.
-  static constexpr std::uint32_t kMaxQuietPolls = 256;
+  static constexpr std::uint32_t kBatch = 32;  // taken from the queue at once
   void bind_if_needed();
-  // Takes the next batch into the (empty) stash; true if it got any.
-  //
-  // Batch building. A consumer that keeps up with a streaming producer takes
-  // a few messages at a time, right behind it, and every take moves the
-  // queue's index line (which the producer writes on every post) between
-  // the two cores: both slow down. So when a take comes straight after
-  // another one that found messages (streaming) and is not full, the port
-  // lets the next batch build for quiet_level_ polls before taking again.
-  // The level adapts after each wait: the wait gathered more and the take
-  // is still short, double it; the take is full, halve it; the wait gathered
-  // no more than before (the sender is waiting for us, as in a ping-pong),
-  // drop it to 0. A take that finds the queue empty ends the streak, so a
-  // lone message, or a reply, is never held back.
+  // Takes the next batch into the (empty) stash; true if it got any. Tells
+  // the gate, which may hold the take after this one (batch_gate.h).
   bool refill() noexcept {
     stash_pos_ = 0;
     stash_len_ = inbox_.take_bulk(token_, stash_.get(), kBatch);
-    if (stash_len_ == 0) {
-      streaming_ = false;
-      waited_ = false;
-      return false;
-    }
-    const auto n = static_cast<std::uint32_t>(stash_len_);
-    if (waited_) {
-      waited_ = false;
-      if (n <= last_take_) {
-        quiet_level_ = 0;
-      } else if (n == kBatch) {
-        quiet_level_ /= 2;
-      } else {
-        quiet_level_ = std::min(quiet_level_ * 2, kMaxQuietPolls);
-      }
-    } else if (streaming_ && n < kBatch && quiet_level_ == 0) {
-      quiet_level_ = 1;
-    }
-    if (streaming_ && n < kBatch && quiet_level_ != 0) {
-      quiet_polls_ = quiet_level_;
-      waited_ = true;
-    }
-    last_take_ = n;
-    streaming_ = true;
-    return true;
+    gate_.after_take(static_cast<std::uint32_t>(stash_len_), kBatch, now_ns);
+    return stash_len_ != 0;
+  }
+  static std::int64_t now_ns() noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
   }
   // All accepted messages delivered (or stashed ones pending) and closed.
   bool finished() noexcept { return stash_pos_ == stash_len_ && inbox_.finished(); }
@@ -477,14 +463,8 @@ class alignas(kFalseSharingSpan) InboxSource : public std::enable_shared_from_th
   std::unique_ptr<Message[]> stash_;
   std::size_t stash_pos_ = 0;
   std::size_t stash_len_ = 0;
-  // Batch building (see refill): polls left before the next take, the
-  // current wait, the last take's size, and whether the last take found
-  // messages and the one before it too.
-  std::uint32_t quiet_polls_ = 0;
-  std::uint32_t quiet_level_ = 0;
-  std::uint32_t last_take_ = 0;
-  bool waited_ = false;
-  bool streaming_ = false;
+  // When the next take may come (batch building).
+  BatchGate gate_;
 };
 
 }  // namespace weave::internal

@@ -38,6 +38,15 @@ class LoopCore;
 // hot sources: arm_begin() on each, one heavy_barrier() for all (see
 // atomics/internal/barrier.h), then arm_end() on each; a source whose
 // arm_end() finds work stays hot and the loop does not park.
+// What a hot source's poll() found.
+enum class Readiness : std::uint8_t {
+  kIdle,       // nothing to do: counts toward arming the source
+  kReady,      // dispatch() would make progress now
+  kGathering,  // work is coming in, and the source lets more of it gather
+               // before it takes it (a port's batch building): neither
+               // ready nor idle, so the loop keeps polling without arming
+};
+
 class LoopSource {
  public:
   virtual ~LoopSource() = default;
@@ -49,8 +58,8 @@ class LoopSource {
   // while the source is still registered: forget the loop.
   virtual void on_loop_destroyed() noexcept {}
   // --- hot sources (loop thread only; never block, never allocate) ------------
-  // True when dispatch() would make progress now.
-  virtual bool poll() noexcept { return false; }
+  // Whether dispatch() would make progress now.
+  virtual Readiness poll() noexcept { return Readiness::kIdle; }
   // Step 1 of arming: from now on producers signal (schedule) the source.
   virtual void arm_begin() noexcept {}
   // Step 2, after a heavy barrier: true when nothing arrived meanwhile (the

@@ -35,7 +35,7 @@ using MessagePortStressTest = ::weave::testing::PortLeakCheckedTest;
 
 using ::weave::testing::int_of;
 
-void run_loop_on_this_thread() { (void)EventLoop::current().run(); }
+using ::weave::testing::run_loop_on_this_thread;
 
 // --- ports hopping between threads while messages flow ------------------------------
 //

@@ -70,7 +70,7 @@ Value nested(std::size_t levels) {
   return v;
 }
 
-void run_loop_on_this_thread() { EventLoop::current().run(); }
+using ::weave::testing::run_loop_on_this_thread;
 
 // --- synchronous delivery ---------------------------------------------------------
 

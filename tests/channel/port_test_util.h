@@ -1,6 +1,6 @@
 // Helpers shared by the channel tests: a fixture that adds "no channel
-// endpoint outlives the test" to the clean-shutdown check, int_of() and
-// detached_buffer().
+// endpoint outlives the test" to the clean-shutdown check,
+// run_loop_on_this_thread(), int_of() and detached_buffer().
 #pragma once
 
 #include <cstddef>
@@ -12,6 +12,7 @@
 #include "channel/array_buffer.h"
 #include "channel/message_port.h"
 #include "channel/value.h"
+#include "loop/event_loop.h"
 #include "tests/test_util.h"
 
 namespace weave::testing {
@@ -30,6 +31,9 @@ class PortLeakCheckedTest : public CleanShutdownTest {
  private:
   std::size_t ports_ = 0;
 };
+
+// Runs the calling thread's loop until nothing referenced is left.
+inline void run_loop_on_this_thread() { (void)EventLoop::current().run(); }
 
 // The int a message carries, or -1 when it carries something else.
 inline std::int64_t int_of(const Value& v) {

@@ -173,6 +173,8 @@ TEST_F(ValueTest, EveryKindMovesWholeByConstructionAndAssignment) {
       Value(Array{1, "two", 3.0}),
       Value(Object{{"k", Array{nullptr}}}),
       Value(ErrorValue{"TypeError", "bad", "at x"}),
+      Value(view(ViewKind::kUint16, ArrayBuffer::copy_of(std::string_view("abcdefgh")), 2, 3)),
+      Value(SharedArrayBuffer(8)),  // equal by identity: the moved handle is the same memory
   };
   for (const Value& kind : kinds) {
     SCOPED_TRACE(kind.to_string());
