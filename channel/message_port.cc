@@ -21,9 +21,11 @@ void InboxSource::bind_if_needed() {
     return;
   }
   EventLoop& loop = EventLoop::current();
+  // What may throw (std::bad_alloc) comes first: then the port is as before.
+  auto binding = std::make_shared<LoopBinding>(shared_from_this());
+  loop.add_source(binding, false);
   loop_ = &loop;
-  binding_ = std::make_shared<LoopBinding>(shared_from_this());
-  loop.add_source(binding_, false);
+  binding_ = std::move(binding);
   inbox_.bind(&loop.core(), binding_.get());
   update_ref();
   // Deliver whatever is already queued on the next turn (then the port is hot).
@@ -168,7 +170,9 @@ void InboxSource::dispatch(EventLoop& loop) {
         return;
       }
       if (!stash_) stash_ = std::make_unique<Message[]>(kBatch);  // once per port
-      if (gate_.holding(now_ns) || !refill()) {
+      // The gate holds a take only once this dispatch delivered something:
+      // a dispatch (a producer's signal, a close) always takes what waits.
+      if ((n != 0 && gate_.holding(now_ns)) || !refill()) {
         // Dry, or letting a batch build: stay hot, so the next posts cost
         // their producer no signal; the loop arms the inbox before it parks.
         loop.mark_hot(binding_.get());

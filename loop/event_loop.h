@@ -122,7 +122,8 @@ class EventLoop {
  public:
   enum class RunMode {
     kDefault,  // until nothing referenced is left, or stop()
-    kOnce,     // turns until one ran a callback, parking in between
+    kOnce,     // turns until one ran a callback (a source's dispatch counts),
+               // parking in between
     kNoWait,   // one turn; never parks
   };
 

@@ -12,12 +12,16 @@
 // The wait adapts after each one: if it gathered more than the take before
 // it and the take is still short, it doubles (up to kMaxWait); if the take
 // is full, it halves; if it gathered no more than before (the sender is
-// waiting for us, as in a ping-pong), it drops to 0. A take that finds
-// nothing ends the streak, so a lone message or a reply is never held; and
-// the owner ends the streak (reset) whenever it stops dispatching: its loop
-// arms the end before parking, or the end loses its handler or its loop.
-// So a message is held at most kMaxWait behind a stream, by the clock, however
-// the loop's turns are spaced.
+// slower than the wait, or waits for us), it drops to 0, and the next short
+// take starts again from kMinWait — so a stream that gains nothing is held
+// kMinWait every other take at most. A new streak starts from the level the
+// last one ended with (the sender is likely the same).
+//
+// A take that finds nothing ends the streak, so a lone message or a reply is
+// never held; and the owner resets the gate whenever it stops polling: its
+// loop arms the end before parking, or the end loses its handler or its
+// loop. So a message is held at most kMaxWait behind a stream, by the clock,
+// however the loop's turns are spaced.
 //
 // Single-threaded (the receiving end's owner). Never blocks, never allocates.
 #pragma once
@@ -29,7 +33,7 @@ namespace weave::internal {
 
 class BatchGate {
  public:
-  // The first wait of a streak and the longest one, in nanoseconds.
+  // The shortest wait (where waiting starts) and the longest, in nanoseconds.
   static constexpr std::int64_t kMinWait = 64;
   static constexpr std::int64_t kMaxWait = 2048;
 

@@ -1,6 +1,7 @@
 #include "loop/internal/loop_core.h"
 
 #include <algorithm>
+#include <new>
 
 #include "atomics/internal/futex.h"
 
@@ -53,7 +54,11 @@ bool LoopCore::post(Task task) {
     pending_tasks_.fetch_sub(1, std::memory_order_seq_cst);
     return false;
   }
-  tasks_.enqueue(std::move(task));
+  if (!tasks_.enqueue(std::move(task))) [[unlikely]] {
+    // The queue could not grow: nothing was queued (the task is untouched).
+    pending_tasks_.fetch_sub(1, std::memory_order_seq_cst);
+    throw std::bad_alloc();
+  }
   notify();
   return true;
 }

@@ -90,8 +90,9 @@ class LoopCore {
   // loop takes it) and wakes the loop if it is parked. Any thread. Never
   // blocks. Never allocates.
   void schedule(LoopSource* s) noexcept;
-  // Queues a task to run on the loop. False once the loop has ended.
-  // Any thread. Never blocks. Allocates.
+  // Queues a task to run on the loop. False once the loop has ended;
+  // std::bad_alloc (nothing queued) when the queue cannot grow. Any thread.
+  // Never blocks. Allocates.
   bool post(Task task);
   // Wakes the loop if parked, otherwise makes its next park return at once.
   // Any thread. Never blocks. Never allocates.

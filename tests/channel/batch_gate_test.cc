@@ -93,9 +93,10 @@ TEST(BatchGateTest, AFullTakeHalvesTheWait) {
   EXPECT_FALSE(gate.holding(clock.fn())) << "a full take is not held";
 }
 
-// The sender waits for the receiver (a ping-pong, or a sender slower than
-// the wait): holding gains nothing, so the gate stops holding.
-TEST(BatchGateTest, AWaitThatGathersNoMoreEndsTheWaiting) {
+// The sender is slower than the wait (or waits for the receiver): holding
+// gains nothing, so the gate stops, and the next short take tries again
+// from the shortest wait — never more than that every other take.
+TEST(BatchGateTest, AWaitThatGathersNoMoreDropsToZeroThenProbesFromTheMinimum) {
   FakeClock clock;
   BatchGate gate;
   gate.after_take(3, kBatch, clock.fn());
@@ -104,6 +105,37 @@ TEST(BatchGateTest, AWaitThatGathersNoMoreEndsTheWaiting) {
   clock.t += gate.wait();
   gate.after_take(3, kBatch, clock.fn());  // no more than before the wait
   EXPECT_EQ(gate.wait(), 0);
+  EXPECT_FALSE(gate.holding(clock.fn()));
+  for (int i = 0; i < 10; ++i) {
+    gate.after_take(3, kBatch, clock.fn());  // probes again
+    EXPECT_EQ(gate.wait(), BatchGate::kMinWait) << "round " << i;
+    ASSERT_TRUE(gate.holding(clock.fn()));
+    clock.t += gate.wait();
+    gate.after_take(3, kBatch, clock.fn());  // gained nothing again
+    EXPECT_EQ(gate.wait(), 0) << "round " << i;
+    EXPECT_FALSE(gate.holding(clock.fn()));
+  }
+}
+
+// A streak that ends (an empty take) leaves its level to the next one.
+TEST(BatchGateTest, ANewStreakStartsFromTheLevelTheLastOneEndedWith) {
+  FakeClock clock;
+  BatchGate gate;
+  gate.after_take(2, kBatch, clock.fn());
+  gate.after_take(3, kBatch, clock.fn());
+  clock.t += gate.wait();
+  gate.after_take(5, kBatch, clock.fn());  // doubled
+  const std::int64_t level = gate.wait();
+  ASSERT_EQ(level, 2 * BatchGate::kMinWait);
+  clock.t += level;
+  gate.after_take(0, kBatch, clock.fn());  // the stream paused
+  gate.after_take(4, kBatch, clock.fn());  // not held: first take of a streak
+  EXPECT_FALSE(gate.holding(clock.fn()));
+  gate.after_take(4, kBatch, clock.fn());
+  ASSERT_TRUE(gate.holding(clock.fn()));
+  clock.t += level - 1;
+  EXPECT_TRUE(gate.holding(clock.fn()));
+  clock.t += 1;
   EXPECT_FALSE(gate.holding(clock.fn()));
 }
 

@@ -1055,9 +1055,9 @@ TEST_F(EventLoopTest, RunOnceWaitsForTheNextTimerAndFiresIt) {
   });
 }
 
-// Contract: kOnce is "one turn; parks if nothing is ready yet". Here an
-// immediate is ready when run(kOnce) starts, so it must run it and return,
-// even though a KeepAlive leaves the loop alive.
+// Contract: kOnce runs turns until one ran a callback, parking only while
+// none has. Here an immediate is ready when run(kOnce) starts, so it must
+// run it and return, even though a KeepAlive leaves the loop alive.
 TEST_F(EventLoopTest, RunOnceDoesNotParkAfterRunningWorkThatWasReady) {
   LoopHandle handle;
   pid_t tid = 0;
