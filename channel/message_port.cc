@@ -65,7 +65,9 @@ void InboxSource::update_ref() {
 }
 
 void InboxSource::set_message_handler(Handler h) {
-  on_message_ = h ? std::make_shared<Handler>(std::move(h)) : nullptr;
+  auto fresh = h ? std::make_shared<Handler>(std::move(h)) : nullptr;
+  release_message_handler();
+  on_message_ = std::move(fresh);
   gate_.reset();
   if (on_message_ || on_close_) bind_if_needed();
   update_ref();
@@ -83,7 +85,7 @@ void InboxSource::set_ref(bool refed) {
 }
 
 void InboxSource::unbind_from_loop() noexcept {
-  on_message_.reset();
+  release_message_handler();
   on_close_.reset();
   gate_.reset();
   if (!loop_) return;
@@ -101,7 +103,7 @@ void InboxSource::on_loop_destroyed() noexcept {
   inbox_.unbind();
   loop_ = nullptr;
   binding_.reset();
-  on_message_.reset();
+  release_message_handler();
   on_close_.reset();
 }
 
@@ -130,9 +132,24 @@ struct DispatchFrame {
   // The stash the running handler's message lives in, kept alive here if
   // the port leaves with a fresh one (see note_transferred).
   std::unique_ptr<MessageEvent[]> old_stash;
+  // The running handler, kept alive here if it is replaced or dropped while
+  // it runs (see release_message_handler): dispatch holds only a plain
+  // pointer to it, which costs no reference count per message.
+  std::shared_ptr<InboxSource::Handler> running_handler;
 };
 thread_local DispatchFrame* tl_frame = nullptr;
 }  // namespace
+
+void InboxSource::release_message_handler() noexcept {
+  DispatchFrame* f = tl_frame;
+  // The first release during a handler's call is the running handler
+  // itself (any later one is a handler set since, not running).
+  if (f && f->source == this && !f->running_handler) {
+    f->running_handler = std::move(on_message_);
+  } else {
+    on_message_.reset();
+  }
+}
 
 std::unique_ptr<Message[]> InboxSource::prepare_transfer() const {
   if (!tl_frame || tl_frame->source != this || tl_frame->old_stash) return nullptr;
@@ -162,7 +179,6 @@ void InboxSource::dispatch(EventLoop& loop) {
   if (loop_ != &loop) return;  // scheduled before it moved or unbound
   inbox_.disarm();             // we are looking: producers need not signal
   int n = 0;
-  std::shared_ptr<Handler> h = on_message_;  // re-read only if a handler replaces it
   while (on_message_ && loop_ == &loop) {
     if (stash_pos_ == stash_len_) {
       if (n >= kBudget) {
@@ -181,8 +197,8 @@ void InboxSource::dispatch(EventLoop& loop) {
     }
     Message& msg = stash_[stash_pos_++];  // the handler may move from it
     ++n;
-    if (h != on_message_) h = on_message_;
-    DispatchFrame frame{this, false, nullptr};
+    Handler& handler = *on_message_;  // kept alive by the frame if replaced
+    DispatchFrame frame{this, false, nullptr, nullptr};
     // If the handler throws, the exception leaves run(); the rest of the
     // messages wait for the next turn rather than being dropped. Either way
     // a port handed to another thread inside the handler is not touched.
@@ -197,7 +213,7 @@ void InboxSource::dispatch(EventLoop& loop) {
         if (!done && !f.moved_away && s->loop_ == &l) l.core().schedule(s->binding_.get());
       }
     } guard{this, loop, frame, std::exchange(tl_frame, &frame)};
-    (*h)(msg);
+    handler(msg);
     guard.done = true;
     if (frame.moved_away) return;  // handed to another thread: hands off
   }

@@ -451,6 +451,9 @@ class alignas(kFalseSharingSpan) InboxSource : public std::enable_shared_from_th
   // All accepted messages delivered (or stashed ones pending) and closed.
   bool finished() noexcept { return stash_pos_ == stash_len_ && inbox_.finished(); }
   void update_ref();
+  // Drops on_message_; if it is the handler running on this thread, the
+  // running dispatch keeps it alive until the call returns.
+  void release_message_handler() noexcept;
 
   EventLoop* loop_ = nullptr;
   std::shared_ptr<LoopBinding> binding_;  // set while bound to loop_

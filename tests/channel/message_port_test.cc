@@ -1073,6 +1073,36 @@ TEST_F(MessagePortTest, HandlerCanReplaceItselfAndTheNextMessageGoesToTheNewOne)
   EXPECT_EQ(handled, (std::vector<std::string>{"A0", "B1", "B2", "B3"}));
 }
 
+// A handler runs to its end with its own state (captures that own heap
+// memory, so that ASan catches a handler freed while it runs) after it
+// replaced itself (twice: the second time it drops a handler that never
+// ran), after it dropped itself, and after it destroyed its own port.
+TEST_F(MessagePortTest, AHandlerThatReplacesDropsOrDestroysItsPortRunsToTheEndWithItsState) {
+  std::vector<std::string> seen;
+  std::thread t([&] {
+    auto ch = std::make_unique<MessageChannel>();
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(ch->port1.post_message(i).ok());
+    auto name = [](char c) { return std::string(40, c); };  // beyond the small-string buffer
+    ch->port2.on_message([&, own = name('a')](MessageEvent& e) {
+      ch->port2.on_message([&, own_b = name('b')](MessageEvent&) { seen.push_back(own_b); });
+      ch->port2.on_message([&, own_c = name('c')](MessageEvent& e2) {
+        ch->port2.on_message(nullptr);
+        seen.push_back(own_c + std::to_string(int_of(e2.data)));
+      });
+      seen.push_back(own + std::to_string(int_of(e.data)));
+    });
+    (void)EventLoop::current().run();  // until the handler is dropped
+    ch->port2.on_message([&, own_d = name('d')](MessageEvent& e) {
+      ch.reset();  // destroys both ports, this handler's among them
+      seen.push_back(own_d + std::to_string(int_of(e.data)));
+    });
+    (void)EventLoop::current().run();
+  });
+  t.join();
+  EXPECT_EQ(seen, (std::vector<std::string>{std::string(40, 'a') + "0", std::string(40, 'c') + "1",
+                                            std::string(40, 'd') + "2"}));
+}
+
 // A port bound to thread T's loop outlives T (T's loop is destroyed while the
 // port is still bound): messages keep queuing, and the next thread that takes
 // the port over delivers them on its own loop.
