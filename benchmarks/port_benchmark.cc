@@ -13,6 +13,15 @@
 //   a sender futex_wakes only when the peer is actually parked.
 //   Target: library <= 1.5x baseline time.
 //
+// BM_PortLoopHop vs BM_PortLoopHop_Baseline: what one message costs in
+//   instructions, with no second core involved (so the figure is steady where
+//   the two-thread ones swing with the host): on one thread, post an int64
+//   Value on port1, then turn the loop (kNoWait) until port2's handler got
+//   it. Baseline: enqueue with a ProducerToken and try_dequeue with a
+//   ConsumerToken on one bare moodycamel queue of weave::Value. A ping-pong's
+//   round trip pays the difference twice on top of the cache-line transfers
+//   both pay. No target: it says where the ping-pong's overhead is.
+//
 // BM_PortThroughput vs BM_PortThroughput_Baseline: one producer streaming
 //   small values to one consumer. One iteration = kBatch int64 Values posted
 //   and all of them received (and summed) before the iteration ends.
@@ -178,6 +187,41 @@ void BM_PortPingPong_Baseline(benchmark::State& state) {
   bench::raw_echo_round_trips(state, "ping-pong baseline: wrong reply");
 }
 BENCHMARK(BM_PortPingPong_Baseline)->UseRealTime();
+
+void BM_PortLoopHop(benchmark::State& state) {
+  PinScope pin(kBenchCpu);
+  MessageChannel ch;
+  std::int64_t got = -1;
+  ch.port2.on_message([&got](MessageEvent& e) { got = *e.data.if_int(); });
+  EventLoop& loop = EventLoop::current();
+  std::int64_t i = 0;
+  for (auto _ : state) {
+    if (!ch.port1.post_message(Value(i)).ok()) die("loop hop: post failed");
+    while (got != i) (void)loop.run(RunMode::kNoWait);
+    ++i;
+  }
+  ch.port2.on_message(nullptr);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_PortLoopHop);
+
+void BM_PortLoopHop_Baseline(benchmark::State& state) {
+  PinScope pin(kBenchCpu);
+  moodycamel::ConcurrentQueue<Value> q;
+  moodycamel::ProducerToken producer(q);
+  moodycamel::ConsumerToken consumer(q);
+  Value out;
+  std::int64_t i = 0;
+  for (auto _ : state) {
+    q.enqueue(producer, Value(i));
+    while (!q.try_dequeue(consumer, out)) {
+    }
+    if (*out.if_int() != i) die("loop hop baseline: wrong value");
+    ++i;
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_PortLoopHop_Baseline);
 
 // --- 2. throughput --------------------------------------------------------------
 

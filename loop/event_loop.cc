@@ -102,11 +102,6 @@ bool EventLoop::alive() const noexcept {
 
 void EventLoop::stop() noexcept { stop_ = true; }
 
-bool EventLoop::should_stop() noexcept {
-  if (!stop_ && core_->take_stop_request()) stop_ = true;
-  return stop_;
-}
-
 Timer EventLoop::add_timer(Clock::duration delay, Task fn, bool repeat, bool immediate) {
   if (delay < Clock::duration::zero()) delay = Clock::duration::zero();
   const std::uint64_t id = next_timer_id_++;
@@ -247,19 +242,22 @@ void EventLoop::remove_source(internal::LoopSource* source) noexcept {
     source->hot_ = false;
     // Nulled, not erased: the hot pass may be iterating the list.
     *std::find(hot_.begin(), hot_.end(), source) = nullptr;
+    hot_holes_ = true;
   }
   sources_.erase(it);
 }
 
-void EventLoop::mark_hot(internal::LoopSource* source) {
-  source->idle_polls_ = 0;
-  if (source->hot_ || !sources_.count(source)) return;
+void EventLoop::add_hot(internal::LoopSource* source) {
+  if (!sources_.count(source)) return;
   source->hot_ = true;
   hot_.push_back(source);
 }
 
 void EventLoop::run_hot_sources() {
-  std::erase(hot_, nullptr);
+  if (hot_holes_) {
+    std::erase(hot_, nullptr);
+    hot_holes_ = false;
+  }
   bool idle_ones = false;
   // By index: a dispatch may add to the list (mark_hot) or null entries.
   for (std::size_t i = 0; i < hot_.size(); ++i) {
@@ -294,6 +292,7 @@ bool EventLoop::poll_hot_sources() noexcept {
 
 bool EventLoop::arm_hot_sources(std::uint32_t min_idle_polls) {
   std::erase(hot_, nullptr);
+  hot_holes_ = false;
   bool any = false;
   for (internal::LoopSource* s : hot_) {
     if (s->idle_polls_ < min_idle_polls) continue;
@@ -390,11 +389,15 @@ bool EventLoop::run(RunMode mode) {
   for (;;) {
     core_->count_turn();
     const std::uint64_t callbacks_before = callbacks_;
-    run_timers();
-    if (!should_stop()) callbacks_ += core_->run_tasks([this] { return !should_stop(); });
+    // The empty checks are inline: most turns of a busy port find no timer
+    // and no immediate.
+    if (!heap_.empty()) run_timers();
+    if (!should_stop() && core_->has_pending_tasks()) {
+      callbacks_ += core_->run_tasks([this] { return !should_stop(); });
+    }
     if (!should_stop()) run_ready_sources();
     if (!should_stop()) run_hot_sources();
-    if (!should_stop()) run_immediates();
+    if (!should_stop() && !immediates_.empty()) run_immediates();
     if (should_stop()) {
       stop_ = false;
       return alive();

@@ -177,7 +177,10 @@ class EventLoop {
   // Puts a registered source on the hot list: polled every turn and while
   // spinning, armed before the loop parks (see internal::LoopSource). Called
   // by the source's dispatch when it ran dry. Owner thread only.
-  void mark_hot(internal::LoopSource* source);
+  void mark_hot(internal::LoopSource* source) {
+    source->idle_polls_ = 0;
+    if (!source->hot_) add_hot(source);  // once: then every dispatch stays here
+  }
   [[nodiscard]] internal::LoopCore& core() noexcept { return *core_; }
 
   ~EventLoop();
@@ -221,7 +224,13 @@ class EventLoop {
   // the call unregisters it (see dispatch_keep_).
   void dispatch_source(internal::LoopSource* source);
   void park(bool may_block);
-  bool should_stop() noexcept;
+  void add_hot(internal::LoopSource* source);
+  // Checked between callbacks: inline, a plain load of a word of our own and
+  // one of the core's.
+  bool should_stop() noexcept {
+    if (!stop_ && core_->take_stop_request()) [[unlikely]] stop_ = true;
+    return stop_;
+  }
 
   std::shared_ptr<internal::LoopCore> core_;
   std::unordered_map<std::uint64_t, TimerRec> timers_;
@@ -234,8 +243,10 @@ class EventLoop {
   // reference-count updates per dispatch.
   internal::LoopSource* dispatching_ = nullptr;
   std::shared_ptr<internal::LoopSource> dispatch_keep_;
-  // Hot sources (registered in sources_); a removed one leaves a nullptr.
+  // Hot sources (registered in sources_); a removed one leaves a nullptr,
+  // and hot_holes_ says one may be there.
   std::vector<internal::LoopSource*> hot_;
+  bool hot_holes_ = false;
   // Removed while still on the ready stack; freed after the next take.
   std::vector<std::shared_ptr<internal::LoopSource>> retired_;
   std::uint64_t next_timer_id_ = 1;
