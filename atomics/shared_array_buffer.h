@@ -49,7 +49,10 @@ class SharedArrayBuffer {
 
   // A fixed-length buffer of `byte_length` zero bytes, 0..kMaxByteLength.
   // Any thread. Never blocks. Allocates (maps memory).
-  explicit SharedArrayBuffer(std::size_t byte_length = 0);
+  explicit SharedArrayBuffer(std::size_t byte_length);
+  // An empty one (as SharedArrayBuffer(0)); not explicit, so that a struct
+  // holding one can be value-initialised with `{}`.
+  SharedArrayBuffer() : SharedArrayBuffer(std::size_t{0}) {}
 
   // A buffer of `byte_length` zero bytes, growable up to
   // options.max_byte_length if that is set (byte_length <= max_byte_length
