@@ -68,7 +68,6 @@ void InboxSource::set_message_handler(Handler h) {
   auto fresh = h ? std::make_shared<Handler>(std::move(h)) : nullptr;
   release_message_handler();
   on_message_ = std::move(fresh);
-  gate_.reset();
   if (on_message_ || on_close_) bind_if_needed();
   update_ref();
   if (loop_) loop_->core().schedule(binding_.get());
@@ -87,7 +86,6 @@ void InboxSource::set_ref(bool refed) {
 void InboxSource::unbind_from_loop() noexcept {
   release_message_handler();
   on_close_.reset();
-  gate_.reset();
   if (!loop_) return;
   // Unbind first: once this returns no producer can schedule us any more.
   inbox_.unbind();
@@ -99,7 +97,6 @@ void InboxSource::unbind_from_loop() noexcept {
 }
 
 void InboxSource::on_loop_destroyed() noexcept {
-  gate_.reset();
   inbox_.unbind();
   loop_ = nullptr;
   binding_.reset();
@@ -141,6 +138,7 @@ thread_local DispatchFrame* tl_frame = nullptr;
 }  // namespace
 
 void InboxSource::release_message_handler() noexcept {
+  gate_.reset();  // a streak belongs to the handler that saw it
   DispatchFrame* f = tl_frame;
   // The first release during a handler's call is the running handler
   // itself (any later one is a handler set since, not running).
@@ -329,7 +327,9 @@ class Endpoint final : public InboxSource {
   [[gnu::always_inline]] Status post_data(Value&& data) {
     const Inbox::Reservation r = out_.reserve();
     if (!r.accepted) return refused();
-    if (!out_.publish(&out_token_, std::move(data), r)) [[unlikely]] return no_memory_status();
+    if (!out_.publish(&out_token_, std::move(data), r)) [[unlikely]] {
+      return no_memory_status();
+    }
     return Status();
   }
   [[gnu::noinline]] Status post_cloned(const Value& value, Transfer* transfer);

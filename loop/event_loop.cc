@@ -265,18 +265,14 @@ void EventLoop::run_hot_sources() {
     internal::LoopSource* s = hot_[i];
     if (!s) continue;
     const internal::Readiness r = s->poll();
-    if (r != internal::Readiness::kReady) {
-      // A gathering source is busy, not idle: arming it would make its
-      // producers pay a read-modify-write per post.
-      if (r == internal::Readiness::kIdle) {
-        idle_ones |= ++s->idle_polls_ >= kIdlePollsBeforeArm;
-      } else {
-        s->idle_polls_ = 0;
-      }
+    if (r == internal::Readiness::kIdle) {
+      idle_ones |= ++s->idle_polls_ >= kIdlePollsBeforeArm;
       continue;
     }
+    // A gathering source is busy, not idle: arming it would make its
+    // producers pay a read-modify-write per post.
     s->idle_polls_ = 0;
-    dispatch_source(s);  // on the list, so registered
+    if (r == internal::Readiness::kReady) dispatch_source(s);  // on the list, so registered
   }
   // A source that found work while being armed stays hot; the next turn
   // polls it.

@@ -228,7 +228,9 @@ class EventLoop {
   // Checked between callbacks: inline, a plain load of a word of our own and
   // one of the core's.
   bool should_stop() noexcept {
-    if (!stop_ && core_->take_stop_request()) [[unlikely]] stop_ = true;
+    if (!stop_ && core_->take_stop_request()) [[unlikely]] {
+      stop_ = true;
+    }
     return stop_;
   }
 

@@ -46,6 +46,7 @@
 #include "atomics/internal/futex.h"
 #include "atomics/internal/spin_lock.h"
 #include "channel/status.h"
+#include "loop/internal/clock.h"
 #include "pool/internal/histogram.h"
 #include "pool/internal/ticks.h"
 #include "workers/arena.h"
@@ -53,16 +54,6 @@
 namespace weave {
 
 namespace internal {
-
-namespace {
-
-std::int64_t now_ns() noexcept {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
 
 double ns_per_tick() noexcept {
 #if defined(__x86_64__)

@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "atomics/atomics.h"
+#include "loop/internal/clock.h"
 #include "workers/internal/worker_thread.h"
 
 namespace weave {
@@ -24,11 +25,6 @@ namespace {
 
 std::atomic<int> g_next_thread_id{1};  // 0 is the main thread
 thread_local WorkerThread* tl_worker = nullptr;
-
-std::int64_t now_ns() noexcept {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
-      .count();
-}
 
 std::string demangle(const char* mangled) {
   int status = 0;

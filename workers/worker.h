@@ -218,8 +218,8 @@ class Worker {
 
   // Posts to the worker's parent port (see MessagePort::post_message):
   // kClosed once the worker ended, kDataCloneError or kOutOfMemory with
-  // nothing sent. Posts made before the worker listens wait for it. Owner thread only. Never
-  // blocks. Allocates.
+  // nothing sent. Posts made before the worker listens wait for it. Owner
+  // thread only. Never blocks. Allocates.
   Status post_message(const Value& value);
   Status post_message(const Value& value, Transfer&& transfer);
   template <class T>

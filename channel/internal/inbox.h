@@ -47,14 +47,13 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <iterator>
 #include <limits>
 #include <memory>
-#include <new>
 #include <mutex>  // std::lock_guard
+#include <new>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -64,11 +63,12 @@
 #include "atomics/internal/cache_line.h"
 #include "atomics/internal/futex.h"
 #include "atomics/internal/spin_lock.h"
-#include "channel/message_port.h"
 #include "channel/internal/batch_gate.h"
 #include "channel/internal/queue_alloc.h"
+#include "channel/message_port.h"
 #include "channel/value.h"
 #include "loop/event_loop.h"
+#include "loop/internal/clock.h"
 
 namespace weave::internal {
 
@@ -295,8 +295,7 @@ class Inbox {
 
  private:
   // One block to start: a channel that carries little costs little memory.
-  static constexpr std::size_t kInitialCapacity =
-      QueueTraits::BLOCK_SIZE;
+  static constexpr std::size_t kInitialCapacity = QueueTraits::BLOCK_SIZE;
 
   // Posts accepted so far (frozen at the consumer's close). Consumer thread.
   std::uint64_t published() const noexcept {
@@ -432,7 +431,7 @@ class alignas(kFalseSharingSpan) InboxSource : public std::enable_shared_from_th
   moodycamel::ConsumerToken token_;
 
  private:
-  static constexpr int kBudget = 256;        // messages per dispatch: fairness between sources
+  static constexpr int kBudget = 256;          // messages per dispatch: fairness between sources
   static constexpr std::uint32_t kBatch = 32;  // taken from the queue at once
   void bind_if_needed();
   // Takes the next batch into the (empty) stash; true if it got any. Tells
@@ -443,16 +442,12 @@ class alignas(kFalseSharingSpan) InboxSource : public std::enable_shared_from_th
     gate_.after_take(static_cast<std::uint32_t>(stash_len_), kBatch, now_ns);
     return stash_len_ != 0;
   }
-  static std::int64_t now_ns() noexcept {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-  }
   // All accepted messages delivered (or stashed ones pending) and closed.
   bool finished() noexcept { return stash_pos_ == stash_len_ && inbox_.finished(); }
   void update_ref();
-  // Drops on_message_; if it is the handler running on this thread, the
-  // running dispatch keeps it alive until the call returns.
+  // Drops on_message_ and ends the batch-building streak; if it is the
+  // handler running on this thread, the running dispatch keeps it alive
+  // until the call returns.
   void release_message_handler() noexcept;
 
   EventLoop* loop_ = nullptr;

@@ -21,6 +21,15 @@ namespace weave::internal {
 
 class LoopCore;
 
+// What a hot source's poll() found.
+enum class Readiness : std::uint8_t {
+  kIdle,       // nothing to do: counts toward arming the source
+  kReady,      // dispatch() would make progress now
+  kGathering,  // work is coming in, and the source lets more of it gather
+               // before it takes it (a port's batch building): neither
+               // ready nor idle, so the loop keeps polling without arming
+};
+
 // Something a loop dispatches after another thread scheduled it: a port's
 // inbox, a broadcast subscription, later a file descriptor. The loop that the
 // source is registered with holds a strong reference to it; a producer
@@ -38,15 +47,6 @@ class LoopCore;
 // hot sources: arm_begin() on each, one heavy_barrier() for all (see
 // atomics/internal/barrier.h), then arm_end() on each; a source whose
 // arm_end() finds work stays hot and the loop does not park.
-// What a hot source's poll() found.
-enum class Readiness : std::uint8_t {
-  kIdle,       // nothing to do: counts toward arming the source
-  kReady,      // dispatch() would make progress now
-  kGathering,  // work is coming in, and the source lets more of it gather
-               // before it takes it (a port's batch building): neither
-               // ready nor idle, so the loop keeps polling without arming
-};
-
 class LoopSource {
  public:
   virtual ~LoopSource() = default;

@@ -17,15 +17,15 @@
 #include <x86intrin.h>
 #endif
 
+#include "loop/internal/clock.h"
+
 namespace weave::internal {
 
 inline std::uint64_t ticks() noexcept {
 #if defined(__x86_64__)
   return __rdtsc();
 #else
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                        std::chrono::steady_clock::now().time_since_epoch())
-                                        .count());
+  return static_cast<std::uint64_t>(now_ns());
 #endif
 }
 

@@ -108,8 +108,9 @@ TEST_F(OutOfMemoryTest, ATransferThatFailsLeavesTheBufferAttachedAndReturnsThePo
   // The port still works where it is, and it can be sent once memory is back.
   ASSERT_TRUE(inner.port1.post_message(42).ok());
   (void)drain(ch.port2);
-  ASSERT_TRUE(ch.port1.post_message(Value(Object{{"buf", buf}}),
-                                    Transfer().add(buf).add(std::move(inner.port2)))
+  ASSERT_TRUE(ch.port1
+                  .post_message(Value(Object{{"buf", buf}}),
+                                Transfer().add(buf).add(std::move(inner.port2)))
                   .ok());
   EXPECT_TRUE(buf.detached());
   auto got = receive_message_on_port(ch.port2);
