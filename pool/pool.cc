@@ -820,7 +820,9 @@ bool PoolCore::conclude(TaskRecord& rec, std::unique_ptr<TaskError> error, Count
   // ready. Then the fast side of the handshake with wait_idle(): a store,
   // light_barrier(), a load of `waiters` (an RMW on the shared paths).
   if (by_worker) {
-    bump(worker->released);
+    // release: drain() acquires the count (tally_locked), and must see what
+    // the task wrote, not only that it ended.
+    bump(worker->released, 1, std::memory_order_release);
   } else {
     released_elsewhere.fetch_add(1, std::memory_order_seq_cst);
   }
@@ -1010,13 +1012,18 @@ void worker_entry(const std::shared_ptr<PoolCore>& pool, const std::shared_ptr<W
     const auto idle_for =
         std::chrono::nanoseconds(now_ns() - s.last_active_ns.load(std::memory_order_relaxed));
     if (idle_for < p.opt.idle_timeout) return;
-    std::int64_t n = p.live.load(std::memory_order_relaxed);
-    do {
-      if (n <= static_cast<std::int64_t>(p.min_threads)) return;
-    } while (!p.live.compare_exchange_weak(n, n - 1, std::memory_order_acq_rel));
-    s.retiring.store(true, std::memory_order_release);
+    {
+      // Under slots_mu, as metrics() reads them: a snapshot never shows the
+      // worker gone from `threads` but not yet counted as retired.
+      std::lock_guard<std::mutex> lock(p.slots_mu);
+      std::int64_t n = p.live.load(std::memory_order_relaxed);
+      do {
+        if (n <= static_cast<std::int64_t>(p.min_threads)) return;
+      } while (!p.live.compare_exchange_weak(n, n - 1, std::memory_order_acq_rel));
+      s.retiring.store(true, std::memory_order_release);
+      p.workers_retired.fetch_add(1, std::memory_order_relaxed);
+    }
     p.unlist_idle(s);
-    p.workers_retired.fetch_add(1, std::memory_order_relaxed);
     timer->cancel();
     EventLoop::current().remove_source(raw);  // nothing refed is left: the worker ends
     // A task queued while this worker was leaving must still find one.
@@ -1204,7 +1211,7 @@ PoolCore::Tally PoolCore::tally_locked() const {
   auto add = [&](const WorkerSlot& s) {
     t.started += s.started.load(std::memory_order_relaxed);
     t.finished += s.finished.load(std::memory_order_relaxed);
-    t.released += s.released.load(std::memory_order_relaxed);
+    t.released += s.released.load(std::memory_order_acquire);  // see conclude()
   };
   for (const auto& s : slots) add(*s);
   for (const auto& a : abandoned) add(*a.first);
@@ -1219,7 +1226,7 @@ void PoolCore::fold_locked(const WorkerSlot& slot) {
   c.timed_out.fetch_add(slot.counts.timed_out.load(std::memory_order_relaxed));
   retired_started += slot.started.load(std::memory_order_relaxed);
   retired_finished += slot.finished.load(std::memory_order_relaxed);
-  retired_released += slot.released.load(std::memory_order_relaxed);
+  retired_released += slot.released.load(std::memory_order_acquire);  // see conclude()
   slot.run_time.add_to(retired_run_time);
   slot.wait_time.add_to(retired_wait_time);
 }
@@ -1293,6 +1300,9 @@ PoolMetrics PoolCore::metrics() {
       }
     }
     elsewhere_run_time.add_to(run);
+    // With the retirements (see the idle check), under the same lock.
+    m.threads = static_cast<std::size_t>(std::max<std::int64_t>(0, live.load()));
+    m.workers_retired = workers_retired.load(std::memory_order_relaxed);
   }
   for (Counts* c : parts) {
     m.completed += c->completed.load(std::memory_order_relaxed);
@@ -1301,7 +1311,6 @@ PoolMetrics PoolCore::metrics() {
     m.timed_out += c->timed_out.load(std::memory_order_relaxed);
   }
   m.rejected = rejected.load(std::memory_order_relaxed);
-  m.threads = static_cast<std::size_t>(std::max<std::int64_t>(0, live.load()));
   m.submitted = acc;
   // Started and not settled.
   const std::uint64_t running_settled = settled_running.load(std::memory_order_relaxed);
@@ -1309,7 +1318,6 @@ PoolMetrics PoolCore::metrics() {
       t.started > t.finished + running_settled ? t.started - t.finished - running_settled : 0);
   m.queue_size = queued(acc, t);
   m.workers_started = workers_started.load(std::memory_order_relaxed);
-  m.workers_retired = workers_retired.load(std::memory_order_relaxed);
   m.workers_replaced = workers_replaced.load(std::memory_order_relaxed);
   auto summary = [](const Histogram::Totals& t) {
     DurationSummary d;

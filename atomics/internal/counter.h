@@ -9,8 +9,12 @@
 
 namespace weave::internal {
 
-inline void bump(std::atomic<std::uint64_t>& counter, std::uint64_t by = 1) noexcept {
-  counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+// `order` is the store's: std::memory_order_release when a reader that
+// acquires the count must also see what was written before it (a plain
+// store on x86, still no locked instruction).
+inline void bump(std::atomic<std::uint64_t>& counter, std::uint64_t by = 1,
+                 std::memory_order order = std::memory_order_relaxed) noexcept {
+  counter.store(counter.load(std::memory_order_relaxed) + by, order);
 }
 
 }  // namespace weave::internal
