@@ -8,6 +8,7 @@
 #include "channel/internal/clone.h"
 #include "channel/internal/inbox.h"
 #include "loop/event_loop.h"
+#include "loop/internal/sources.h"
 
 namespace weave {
 namespace internal {
@@ -23,13 +24,13 @@ void InboxSource::bind_if_needed() {
   EventLoop& loop = EventLoop::current();
   // What may throw (std::bad_alloc) comes first: then the port is as before.
   auto binding = std::make_shared<LoopBinding>(shared_from_this());
-  loop.add_source(binding, false);
+  internal::LoopSources::add(loop, binding, false);
   loop_ = &loop;
   binding_ = std::move(binding);
-  inbox_.bind(&loop.core(), binding_.get());
+  inbox_.bind(&internal::LoopSources::core(loop), binding_.get());
   update_ref();
   // Deliver whatever is already queued on the next turn (then the port is hot).
-  loop.core().schedule(binding_.get());
+  internal::LoopSources::core(loop).schedule(binding_.get());
 }
 
 void LoopBinding::dispatch(EventLoop& loop) {
@@ -61,7 +62,7 @@ void LoopBinding::on_loop_destroyed() noexcept {
 
 void InboxSource::update_ref() {
   if (!loop_) return;
-  loop_->set_source_ref(binding_.get(), refed_ && on_message_ && !close_emitted_);
+  internal::LoopSources::set_ref(*loop_, binding_.get(), refed_ && on_message_ && !close_emitted_);
 }
 
 void InboxSource::set_message_handler(Handler h) {
@@ -70,7 +71,7 @@ void InboxSource::set_message_handler(Handler h) {
   on_message_ = std::move(fresh);
   if (on_message_ || on_close_) bind_if_needed();
   update_ref();
-  if (loop_) loop_->core().schedule(binding_.get());
+  if (loop_) internal::LoopSources::core(*loop_).schedule(binding_.get());
 }
 
 void InboxSource::set_close_handler(CloseHandler h) {
@@ -93,7 +94,7 @@ void InboxSource::unbind_from_loop() noexcept {
   loop_ = nullptr;
   std::shared_ptr<LoopBinding> binding = std::move(binding_);
   binding->detach();
-  loop->remove_source(binding.get());  // retired there if still on its stack
+  internal::LoopSources::remove(*loop, binding.get());  // retired there if still on its stack
 }
 
 void InboxSource::on_loop_destroyed() noexcept {
@@ -105,7 +106,7 @@ void InboxSource::on_loop_destroyed() noexcept {
 }
 
 void InboxSource::poke() {
-  if (loop_) loop_->core().schedule(binding_.get());
+  if (loop_) internal::LoopSources::core(*loop_).schedule(binding_.get());
 }
 
 bool InboxSource::take(Message& out) {
@@ -180,7 +181,8 @@ void InboxSource::dispatch(EventLoop& loop) {
   while (on_message_ && loop_ == &loop) {
     if (stash_pos_ == stash_len_) {
       if (n >= kBudget) {
-        loop.core().schedule(binding_.get());  // more next turn; other sources go first
+        internal::LoopSources::core(loop).schedule(
+            binding_.get());  // more next turn; other sources go first
         return;
       }
       if (!stash_) stash_ = std::make_unique<Message[]>(kBatch);  // once per port
@@ -189,7 +191,7 @@ void InboxSource::dispatch(EventLoop& loop) {
       if ((n != 0 && gate_.holding(now_ns)) || !refill()) {
         // Dry, or letting a batch build: stay hot, so the next posts cost
         // their producer no signal; the loop arms the inbox before it parks.
-        loop.mark_hot(binding_.get());
+        internal::LoopSources::mark_hot(loop, binding_.get());
         break;
       }
     }
@@ -208,7 +210,8 @@ void InboxSource::dispatch(EventLoop& loop) {
       bool done = false;
       ~Guard() {
         tl_frame = outer;
-        if (!done && !f.moved_away && s->loop_ == &l) l.core().schedule(s->binding_.get());
+        if (!done && !f.moved_away && s->loop_ == &l)
+          internal::LoopSources::core(l).schedule(s->binding_.get());
       }
     } guard{this, loop, frame, std::exchange(tl_frame, &frame)};
     handler(msg);

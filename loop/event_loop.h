@@ -33,6 +33,9 @@
 #include "loop/internal/task.h"
 
 namespace weave {
+namespace internal {
+struct LoopSources;
+}  // namespace internal
 
 using Clock = std::chrono::steady_clock;
 using Task = internal::Task;
@@ -164,29 +167,19 @@ class EventLoop {
   [[nodiscard]] std::uint64_t turns() const noexcept { return core_->turns_approx(); }
   [[nodiscard]] Clock::duration idle_time() const noexcept { return core_->idle_time_approx(); }
 
-  // --- for weave's own sources (ports, channels) -----------------------------
-  // Registers a source that other threads may schedule through core(); the loop
-  // keeps it alive until remove_source. Owner thread only. Allocates (also
-  // the room remove_source will need).
-  void add_source(std::shared_ptr<internal::LoopSource> source, bool refed);
-  // Unregisters it; the caller must already have made sure no producer will
-  // schedule it again (see internal::LoopSource). Owner thread only. Never
-  // allocates (a port leaving inside a post must not fail half-way).
-  void remove_source(internal::LoopSource* source) noexcept;
-  void set_source_ref(internal::LoopSource* source, bool refed);
-  // Puts a registered source on the hot list: polled every turn and while
-  // spinning, armed before the loop parks (see internal::LoopSource). Called
-  // by the source's dispatch when it ran dry. Owner thread only.
-  void mark_hot(internal::LoopSource* source) {
-    source->idle_polls_ = 0;
-    if (!source->hot_) add_hot(source);  // once: then every dispatch stays here
-  }
-  [[nodiscard]] internal::LoopCore& core() noexcept { return *core_; }
-
   ~EventLoop();
 
  private:
   friend class Timer;
+  friend struct internal::LoopSources;  // weave's own sources: loop/internal/sources.h
+  // For weave's own sources, through internal::LoopSources (see there).
+  void add_source(std::shared_ptr<internal::LoopSource> source, bool refed);
+  void remove_source(internal::LoopSource* source) noexcept;
+  void set_source_ref(internal::LoopSource* source, bool refed);
+  void mark_hot(internal::LoopSource* source) {
+    source->idle_polls_ = 0;
+    if (!source->hot_) add_hot(source);  // once: then every dispatch stays here
+  }
   struct TimerRec {
     Task fn;
     Clock::duration period{};  // > 0 for intervals

@@ -47,9 +47,11 @@
 #include "atomics/internal/spin_lock.h"
 #include "channel/status.h"
 #include "loop/internal/clock.h"
+#include "loop/internal/sources.h"
 #include "pool/internal/histogram.h"
 #include "pool/internal/ticks.h"
 #include "workers/arena.h"
+#include "workers/internal/pool_hooks.h"
 
 namespace weave {
 
@@ -530,7 +532,7 @@ class PoolSource final : public LoopSource {
   void on_loop_destroyed() noexcept override { pool_->unlist_idle(*slot_); }
 
   // A deferred task of this worker settled: a slot may be free again.
-  void slot_freed(EventLoop& loop) { loop.mark_hot(this); }
+  void slot_freed(EventLoop& loop) { internal::LoopSources::mark_hot(loop, this); }
   // Runs a task taken from the queue (owning the queue's reference).
   // `cursor`: ticks() as the previous task ended, or zero; set to when
   // this one ended.
@@ -874,12 +876,12 @@ void PoolSource::dispatch(EventLoop& loop) {
     TaskRecord* rec = nullptr;
     if (!p.queue.try_dequeue(*s.token, rec)) {
       if (cursor != 0) s.last_active_ns.store(now_ns(), std::memory_order_relaxed);
-      loop.mark_hot(this);  // dry: stay hot, polled until the loop parks
+      internal::LoopSources::mark_hot(loop, this);  // dry: stay hot, polled until the loop parks
       return;
     }
     run_one(rec, cursor);
   }
-  loop.mark_hot(this);  // more may wait: back after the loop's other work
+  internal::LoopSources::mark_hot(loop, this);  // more may wait: back after the loop's other work
 }
 
 void PoolSource::run_one(TaskRecord* rec, std::uint64_t& cursor) {
@@ -994,10 +996,10 @@ void worker_entry(const std::shared_ptr<PoolCore>& pool, const std::shared_ptr<W
   slot->token.emplace(pool->queue);
   auto source = std::make_shared<PoolSource>(pool, slot);
   slot->source = source.get();
-  slot->loop_core = &loop.core();
+  slot->loop_core = &internal::LoopSources::core(loop);
   slot->last_active_ns.store(now_ns(), std::memory_order_relaxed);
-  loop.add_source(source, /*refed=*/true);
-  loop.mark_hot(source.get());
+  internal::LoopSources::add(loop, source, /*refed=*/true);
+  internal::LoopSources::mark_hot(loop, source.get());
   if (pool->min_threads == pool->max_threads) return;
   // Retirement: checked a few times per idle_timeout; unref'd, so it never
   // keeps the worker up by itself.
@@ -1025,7 +1027,8 @@ void worker_entry(const std::shared_ptr<PoolCore>& pool, const std::shared_ptr<W
     }
     p.unlist_idle(s);
     timer->cancel();
-    EventLoop::current().remove_source(raw);  // nothing refed is left: the worker ends
+    internal::LoopSources::remove(EventLoop::current(),
+                                  raw);  // nothing refed is left: the worker ends
     // A task queued while this worker was leaving must still find one.
     if (p.queue.size_approx() > 0) p.request_spawn();
   });

@@ -16,6 +16,7 @@
 
 #include "atomics/atomics.h"
 #include "loop/internal/clock.h"
+#include "workers/internal/pool_hooks.h"
 #include "workers/internal/worker_thread.h"
 
 namespace weave {
@@ -556,7 +557,7 @@ bool worker_exit_in_progress() noexcept {
   return self && self->exit_requested;
 }
 
-std::future<std::optional<int>> abandon_worker(Worker&& worker) {
+std::future<std::optional<int>> WorkerAccess::abandon(Worker&& worker) {
   Worker w = std::move(worker);
   std::future<std::optional<int>> code = w.terminate();
   if (w.p_) {

@@ -89,21 +89,7 @@ class Worker;
 
 namespace internal {
 class WorkerParent;
-// For weave's pool: gives the worker up without waiting for it. It is asked
-// to stop (as by terminate()), no event of it runs any more, and its thread
-// is detached rather than joined: it ends on its own when the code it is
-// stuck in returns. The future holds the exit code once the thread has
-// finished (std::nullopt if it already had). Owner thread only. Never blocks.
-std::future<std::optional<int>> abandon_worker(Worker&& worker);
-// True on a worker thread while this_worker::exit() unwinds its stack: code
-// that catches everything (a pool running a task) rethrows then. Never blocks.
-[[nodiscard]] bool worker_exit_in_progress() noexcept;
-// True on a worker thread once its entry and loop are done and it is
-// tearing down (its loop's remaining callbacks being destroyed). Never blocks.
-[[nodiscard]] bool worker_ending() noexcept;
-// Inside a catch block: the demangled type of the exception being handled
-// ("std::runtime_error", "int"). Allocates.
-[[nodiscard]] std::string current_exception_type_name();
+struct WorkerAccess;  // workers/internal/pool_hooks.h
 }  // namespace internal
 
 // Limits on a worker's resources (Node's resourceLimits).
@@ -272,7 +258,7 @@ class Worker {
   Worker& on_message_decoded(std::function<Status(MessageEvent&)> handler);
   void start(Entry entry, WorkerOptions options);
   void shut_down() noexcept;
-  friend std::future<std::optional<int>> internal::abandon_worker(Worker&& worker);
+  friend struct internal::WorkerAccess;
 
   std::shared_ptr<internal::WorkerParent> p_;
 };

@@ -2,16 +2,17 @@
 // system call and no scheduling per message (messages are dispatched in
 // batches), and a small message costs no heap allocation once the queue has
 // warmed up.
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <new>
 #include <thread>
 
-#include <gtest/gtest.h>
-
 #include "channel/message_port.h"
 #include "loop/event_loop.h"
+#include "loop/internal/sources.h"
 #include "tests/test_util.h"
 
 namespace {
@@ -46,7 +47,7 @@ TEST_F(BatchingTest, BusyReceiverCostsProducersNoWakeupAndNoSchedulePerMessage) 
   bool in_order = true;
 
   std::thread consumer([&, port = std::move(ch.port2)]() mutable {
-    core.store(&EventLoop::current().core());
+    core.store(&internal::LoopSources::core(EventLoop::current()));
     port.on_message([&](MessageEvent& e) {
       if (e.data.is_string()) {
         // The loop is busy in this handler while the flood is posted.

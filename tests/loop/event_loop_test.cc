@@ -33,6 +33,7 @@
 #include <utility>
 #include <vector>
 
+#include "loop/internal/sources.h"
 #include "tests/test_util.h"
 
 namespace weave {
@@ -1221,17 +1222,17 @@ TEST_F(EventLoopTest, RefedSourceKeepsTheLoopAliveUntilUnrefdOrRemoved) {
   on_fresh_thread([] {
     EventLoop& loop = EventLoop::current();
     auto s = std::make_shared<TestSource>();
-    loop.add_source(s, /*refed=*/true);
+    internal::LoopSources::add(loop, s, /*refed=*/true);
     EXPECT_TRUE(loop.alive());
     EXPECT_TRUE(loop.run(RunMode::kNoWait));
     EXPECT_EQ(s->dispatches, 0) << "dispatched without being scheduled";
-    loop.set_source_ref(s.get(), false);
+    internal::LoopSources::set_ref(loop, s.get(), false);
     EXPECT_FALSE(loop.alive());
-    loop.set_source_ref(s.get(), false);  // twice: counts once
-    loop.set_source_ref(s.get(), true);
+    internal::LoopSources::set_ref(loop, s.get(), false);  // twice: counts once
+    internal::LoopSources::set_ref(loop, s.get(), true);
     EXPECT_TRUE(loop.alive());
-    loop.add_source(s, /*refed=*/true);  // again: updates the ref, no second count
-    loop.remove_source(s.get());
+    internal::LoopSources::add(loop, s, /*refed=*/true);  // again: updates the ref, no second count
+    internal::LoopSources::remove(loop, s.get());
     EXPECT_FALSE(loop.alive());
     EXPECT_FALSE(loop.run());
     EXPECT_EQ(s.use_count(), 1) << "the loop kept a removed source";
@@ -1248,20 +1249,20 @@ TEST_F(EventLoopTest, ScheduledSourcesAreDispatchedOnceEachInScheduleOrder) {
       sources.push_back(std::make_shared<TestSource>(record));
       sources.back()->name = i;
       sources.back()->log = &order;
-      loop.add_source(sources.back(), /*refed=*/false);
+      internal::LoopSources::add(loop, sources.back(), /*refed=*/false);
     }
-    const auto pushes_before = loop.core().ready_pushes_approx();
-    loop.core().schedule(sources[2].get());
-    loop.core().schedule(sources[0].get());
-    loop.core().schedule(sources[2].get());  // merged with the first schedule
-    loop.core().schedule(sources[1].get());
-    EXPECT_EQ(loop.core().ready_pushes_approx() - pushes_before, 3u)
+    const auto pushes_before = internal::LoopSources::core(loop).ready_pushes_approx();
+    internal::LoopSources::core(loop).schedule(sources[2].get());
+    internal::LoopSources::core(loop).schedule(sources[0].get());
+    internal::LoopSources::core(loop).schedule(sources[2].get());  // merged with the first schedule
+    internal::LoopSources::core(loop).schedule(sources[1].get());
+    EXPECT_EQ(internal::LoopSources::core(loop).ready_pushes_approx() - pushes_before, 3u)
         << "a schedule of an already queued source pushed it again";
     EXPECT_FALSE(loop.run(RunMode::kNoWait));
     EXPECT_EQ(order, (std::vector<int>{2, 0, 1}));
     EXPECT_FALSE(loop.run(RunMode::kNoWait));
     EXPECT_EQ(order.size(), 3u) << "dispatched again without a new schedule";
-    for (auto& s : sources) loop.remove_source(s.get());
+    for (auto& s : sources) internal::LoopSources::remove(loop, s.get());
   });
 }
 
@@ -1269,9 +1270,9 @@ TEST_F(EventLoopTest, SourceRemovedAfterBeingScheduledIsNotDispatched) {
   on_fresh_thread([] {
     EventLoop& loop = EventLoop::current();
     auto s = std::make_shared<TestSource>();
-    loop.add_source(s, /*refed=*/true);
-    loop.core().schedule(s.get());
-    loop.remove_source(s.get());
+    internal::LoopSources::add(loop, s, /*refed=*/true);
+    internal::LoopSources::core(loop).schedule(s.get());
+    internal::LoopSources::remove(loop, s.get());
     EXPECT_FALSE(loop.run());
     EXPECT_EQ(s->dispatches, 0);
   });
@@ -1287,7 +1288,7 @@ TEST_F(EventLoopTest, SourceScheduledFromAnotherThreadIsDispatchedOnTheLoopThrea
   Flag published;
   std::thread loop_thread([&] {
     EventLoop& loop = EventLoop::current();
-    loop.add_source(s, /*refed=*/false);
+    internal::LoopSources::add(loop, s, /*refed=*/false);
     producer_ka = loop.handle().keep_alive();  // released by the producer's last task
     handle = loop.handle();
     loop_id = std::this_thread::get_id();
@@ -1296,7 +1297,7 @@ TEST_F(EventLoopTest, SourceScheduledFromAnotherThreadIsDispatchedOnTheLoopThrea
     EXPECT_EQ(s->seen, kItems) << "an item scheduled before the last task was never dispatched";
     EXPECT_GE(s->dispatches, 1);
     EXPECT_LE(s->dispatches, kItems);
-    loop.remove_source(s.get());
+    internal::LoopSources::remove(loop, s.get());
   });
   published.wait();
   std::thread producer([&] {
@@ -1331,7 +1332,7 @@ TEST_F(EventLoopTest, SourceStateWrittenBeforeAMergedScheduleIsVisibleToDispatch
   std::atomic<bool> producer_done{false};
   std::thread loop_thread([&] {
     EventLoop& loop = EventLoop::current();
-    loop.add_source(s, /*refed=*/false);
+    internal::LoopSources::add(loop, s, /*refed=*/false);
     EXPECT_TRUE(loop.post([&] {
       task_running.set();
       // Relaxed on purpose: this wait orders the steps in time without
@@ -1343,7 +1344,7 @@ TEST_F(EventLoopTest, SourceStateWrittenBeforeAMergedScheduleIsVisibleToDispatch
     EXPECT_FALSE(loop.run(RunMode::kNoWait));  // task, then the source, in one turn
     EXPECT_EQ(s->dispatches, 1);
     EXPECT_EQ(s->seen, 42);
-    loop.remove_source(s.get());
+    internal::LoopSources::remove(loop, s.get());
   });
   published.wait();
   task_running.wait();
@@ -1363,22 +1364,22 @@ TEST_F(EventLoopTest, SourceThatThrowsDoesNotStrandSourcesReadyAfterIt) {
     auto thrower = std::make_shared<TestSource>(
         [](TestSource&, EventLoop&) { throw std::runtime_error("from source dispatch"); });
     auto other = std::make_shared<TestSource>();
-    loop.add_source(thrower, /*refed=*/false);
-    loop.add_source(other, /*refed=*/false);
-    loop.core().schedule(thrower.get());
-    loop.core().schedule(other.get());
+    internal::LoopSources::add(loop, thrower, /*refed=*/false);
+    internal::LoopSources::add(loop, other, /*refed=*/false);
+    internal::LoopSources::core(loop).schedule(thrower.get());
+    internal::LoopSources::core(loop).schedule(other.get());
     EXPECT_THROW(loop.run(RunMode::kNoWait), std::runtime_error);
     EXPECT_EQ(other->dispatches, 0);
     loop.run(RunMode::kNoWait);
     EXPECT_EQ(other->dispatches, 1) << "a source scheduled before the throw was never dispatched";
-    loop.remove_source(thrower.get());
-    loop.remove_source(other.get());
+    internal::LoopSources::remove(loop, thrower.get());
+    internal::LoopSources::remove(loop, other.get());
   });
 }
 
 TEST_F(EventLoopTest, SourceStillRegisteredWhenTheLoopThreadExitsIsToldAndReleased) {
   auto s = std::make_shared<TestSource>();
-  on_fresh_thread([&] { EventLoop::current().add_source(s, /*refed=*/true); });
+  on_fresh_thread([&] { internal::LoopSources::add(EventLoop::current(), s, /*refed=*/true); });
   EXPECT_TRUE(s->loop_destroyed);
   EXPECT_EQ(s.use_count(), 1) << "the dead loop still holds the source";
 }
