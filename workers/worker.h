@@ -13,10 +13,13 @@
 //   (void)w.post_message(21);
 //   weave::run_loop();                    // prints 42, then "exit 0"
 //
-// What it defines: Worker and its options, events and counters; the calls a
-// worker makes about itself (parent_port, worker_data, thread_id, this_worker::
-// exit, stop_token, arena); per-thread environment data and environment
-// variables (Env); WEAVE_WORKER_ENTRY for entry points found by name.
+// What it defines: Worker, and WEAVE_WORKER_ENTRY for entry points found by
+// name. It includes what a user of Worker needs with it: its options, events
+// and counters (workers/worker_options.h); the calls a worker makes about
+// itself (parent_port, worker_data, thread_id, this_worker::exit,
+// set_exit_code, on_uncaught_exception, stop_token, arena:
+// workers/this_worker.h); per-thread environment data and environment
+// variables (Env: workers/env.h).
 //
 // Life of a worker: the constructor validates the options and starts the
 // thread. The thread makes its EventLoop (EventLoop::current() there), runs
@@ -40,9 +43,28 @@
 // Exceptions: user code never takes the process down. An exception escaping
 // the worker's entry or any callback on its loop becomes an `error` event
 // (type name and what()), ArenaOutOfMemory one with code
-// "ERR_WORKER_OUT_OF_MEMORY". An exception thrown by an event handler on the
-// parent propagates out of the parent's run(), as from any loop callback; the
-// event it interrupted is resumed by the next run().
+// "ERR_WORKER_OUT_OF_MEMORY"; this_worker::on_uncaught_exception sees it
+// first and may keep the worker going (workers/this_worker.h). An exception
+// thrown by an event handler on the parent propagates out of the parent's
+// run(), as from any loop callback; the event it interrupted is resumed by
+// the next run().
+//
+// An `error` event with no on_error handler is, as in Node, an uncaught
+// exception of the thread that owns the Worker. On a worker (a nested
+// Worker's error) it is thrown there as UnhandledWorkerError: that worker
+// ends with exit code 1 and its parent sees the inner error unchanged. On a
+// thread that is not a worker, where Node would end the process, weave does
+// not — a library never kills its host: the error is written to stderr as
+// one line `weave: unhandled error of worker <id> ("<name>"): <type>: <what> [<code>]`
+// (or given to that thread's on_uncaught_exception handler), and the exit
+// event still follows.
+//
+// At process exit: a Worker's destructor joins its thread, so only threads
+// given up through the pool's abandonment (workers/internal/pool_hooks.h) or
+// still running when the process ends can outlive their Worker. Such a
+// thread may run user code while static destructors run; this_worker::exit
+// on the main thread waits for every live worker, at most
+// this_worker::kExitGrace, before std::exit.
 //
 // Threading, the library-wide default rule: an object that belongs to a
 // worker may be used only on that worker's thread unless its comment says
@@ -82,6 +104,9 @@
 #include "channel/value.h"
 #include "loop/event_loop.h"
 #include "workers/arena.h"
+#include "workers/env.h"
+#include "workers/this_worker.h"
+#include "workers/worker_options.h"
 
 namespace weave {
 
@@ -92,75 +117,6 @@ class WorkerParent;
 struct WorkerAccess;  // workers/internal/pool_hooks.h
 }  // namespace internal
 
-// Limits on a worker's resources (Node's resourceLimits).
-struct ResourceLimits {
-  // The most bytes the worker's arena may hand out at once; 0 = unlimited.
-  // At most kMaxArenaBytes.
-  std::size_t max_arena_bytes = 0;
-  // The thread's stack; 0 = the system default. Otherwise between
-  // kMinStackBytes and kMaxStackBytes, rounded up to whole pages.
-  std::size_t stack_size_bytes = 0;
-
-  static constexpr std::size_t kMaxArenaBytes = std::size_t{1} << 40;   // 1 TiB
-  static constexpr std::size_t kMinStackBytes = std::size_t{64} << 10;  // 64 KiB
-  static constexpr std::size_t kMaxStackBytes = std::size_t{1} << 30;   // 1 GiB
-};
-
-// The worker's environment variables (see Env): its own copy of the parent's,
-// taken at construction, or the parent's very object (Node's SHARE_ENV).
-enum class EnvMode { kCopy, kShare };
-
-struct WorkerOptions {
-  // Reported by worker_name() and set as the thread's name (truncated to 15
-  // bytes; "worker-<id>" when empty). At most kMaxNameBytes, no NUL byte.
-  std::string name;
-  // Cloned (structured clone) into the worker at construction; the worker
-  // reads it with worker_data(). Buffers listed in transfer_list move instead
-  // (same memory in the worker, detached here); ports listed there arrive in
-  // worker_data_ports(). A SharedArrayBuffer in it is shared: the worker's
-  // handle is the same memory (listing one in transfer_list is refused).
-  Value worker_data;
-  Transfer transfer_list;
-  ResourceLimits resource_limits;
-  EnvMode env = EnvMode::kCopy;
-  // false: as if unref() were called right after construction.
-  bool ref = true;
-
-  static constexpr std::size_t kMaxNameBytes = 256;
-};
-
-// What an `error` or `messageerror` event carries.
-struct WorkerError {
-  // "ERR_UNCAUGHT_EXCEPTION" (an exception escaped the worker's code),
-  // "ERR_WORKER_OUT_OF_MEMORY" (its arena limit was hit), or
-  // "ERR_WORKER_MESSAGE_DECODE" (messageerror: a message did not decode).
-  std::string code;
-  // The exception's demangled type ("std::runtime_error", "int"), or for a
-  // messageerror the kind of the decode Status ("TypeError").
-  std::string type_name;
-  // what() for a std::exception, the Status message for a messageerror.
-  std::string message;
-};
-
-// Counters of one worker, readable while it runs.
-struct WorkerStats {
-  std::uint64_t messages_in = 0;   // posts to the worker accepted (Worker::post_message)
-  std::uint64_t messages_out = 0;  // messages from the worker delivered to the parent
-  std::size_t arena_bytes = 0;     // ArenaStats::bytes_in_use
-  std::size_t arena_peak_bytes = 0;
-  std::size_t arena_reserved_bytes = 0;
-  std::uint64_t loop_turns = 0;  // turns of the worker's loop so far
-};
-
-// Node's performance.eventLoopUtilization() for a worker: since its loop was
-// made, how long it sat parked waiting (idle) and how long it was not
-// (active: the entry, callbacks, the short spin before parking).
-struct LoopUtilization {
-  Clock::duration idle{};
-  Clock::duration active{};
-  double utilization = 0;  // active / (idle + active); 0 before the loop exists
-};
-
 class Worker {
  public:
   using Entry = std::function<void()>;
@@ -168,15 +124,19 @@ class Worker {
   // Starts a worker that runs `entry`. Throws std::invalid_argument, naming
   // the option and its allowed range, for: an empty entry, a bad name, stack
   // size or arena limit, or a worker_data / transfer_list that cannot be
-  // cloned (the DataCloneError's message) — then nothing started and no
-  // buffer in the transfer list was detached. std::system_error if the
-  // thread cannot be created, std::bad_alloc if memory runs out (nothing
-  // started either way). The calling thread becomes the owner (the
-  // parent). May block (creating the thread). Allocates.
-  explicit Worker(Entry entry, WorkerOptions options = {});
+  // cloned (the DataCloneError's message); std::system_error if the thread
+  // cannot be created (EAGAIN under RLIMIT_NPROC or a cgroup's pids.max);
+  // std::bad_alloc if memory runs out. Whichever it throws, nothing started
+  // and `options` is left as it was: the buffers in its transfer list are
+  // attached with their bytes and its ports open, for the caller to keep or
+  // retry with (the transfer is committed only once the thread exists). It
+  // takes the transfer list's ports only on success. The calling thread
+  // becomes the owner (the parent). May block (creating the thread).
+  // Allocates.
+  explicit Worker(Entry entry, WorkerOptions&& options = {});
   // Same, with an entry registered by WEAVE_WORKER_ENTRY(name); an unknown
   // name is an std::invalid_argument naming it.
-  explicit Worker(std::string_view entry_name, WorkerOptions options = {});
+  explicit Worker(std::string_view entry_name, WorkerOptions&& options = {});
   Worker(Worker&&) noexcept;
   // Ends the worker this held first, as the destructor does. Owner thread
   // only. May block.
@@ -232,8 +192,9 @@ class Worker {
   std::future<std::optional<int>> terminate();
 
   // ref(): the worker keeps the parent's loop alive until its exit event
-  // (the default). unref(): it does not. Owner thread only. Never blocks.
-  // Never allocates.
+  // (the default). unref(): it does not. has_ref(): ref'd and its exit event
+  // not over yet — true inside the on_exit handler, as in Node, false after
+  // it. Owner thread only. Never blocks. Never allocates.
   Worker& ref();
   Worker& unref();
   [[nodiscard]] bool has_ref() const noexcept;
@@ -256,7 +217,7 @@ class Worker {
 
  private:
   Worker& on_message_decoded(std::function<Status(MessageEvent&)> handler);
-  void start(Entry entry, WorkerOptions options);
+  void start(Entry entry, WorkerOptions& options);
   void shut_down() noexcept;
   friend struct internal::WorkerAccess;
 
@@ -274,99 +235,6 @@ Worker& Worker::on_message(std::function<void(T)> handler) {
     return Status();
   });
 }
-
-// --- the calling thread -----------------------------------------------------------
-// Each answers for the calling thread: a worker, or the main thread (any
-// thread that is not a weave worker answers as the main thread does).
-
-// The worker's end of the channel to its parent; nullptr outside a worker.
-// Owner thread only (the worker's). Never blocks. Never allocates.
-[[nodiscard]] MessagePort* parent_port() noexcept;
-// The worker's clone of WorkerOptions::worker_data; undefined outside a
-// worker. Owner thread only. Never blocks. Never allocates.
-[[nodiscard]] const Value& worker_data() noexcept;
-// The ports from WorkerOptions::transfer_list, in order, for the worker to
-// take; empty outside a worker. Owner thread only. Never blocks. Never
-// allocates.
-[[nodiscard]] std::vector<MessagePort>& worker_data_ports() noexcept;
-// 0 on the main thread; the Worker's thread_id() in a worker. Any thread.
-// Never blocks. Never allocates.
-[[nodiscard]] int thread_id() noexcept;
-// WorkerOptions::name in a worker; "" on the main thread. Any thread. Never
-// blocks. Never allocates.
-[[nodiscard]] std::string_view worker_name() noexcept;
-// False in a worker. Any thread. Never blocks. Never allocates.
-[[nodiscard]] bool is_main_thread() noexcept;
-
-// Node's setEnvironmentData / getEnvironmentData: per-thread values, cloned
-// into every Worker this thread starts afterwards (a worker gets its parent's
-// set as it was at construction). Setting undefined removes the key. A value
-// that cannot be cloned is a kDataCloneError and changes nothing. Owner
-// thread only. Never blocks. Allocates.
-[[nodiscard]] Status set_environment_data(std::string key, Value value);
-// A clone of the value under `key`, or std::nullopt. Owner thread only.
-// Never blocks. Allocates.
-[[nodiscard]] std::optional<Value> get_environment_data(std::string_view key);
-
-// Environment variables as Node's process.env sees them: the main thread's is
-// a snapshot of `environ` taken at first use; a worker's is a copy of its
-// parent's made at construction (EnvMode::kCopy) or the parent's object
-// itself (EnvMode::kShare). Changing one never calls setenv(): the process
-// environment is not thread-safe to change. Every member: Any thread (a
-// mutex inside). May block (briefly, on that mutex). Allocates.
-//
-// A kCopy worker's Env shares its parent's variables until either side
-// changes one (copy on write), so starting a worker copies no strings.
-class Env {
- public:
-  using Map = std::map<std::string, std::string, std::less<>>;
-  Env() : vars_(std::make_shared<const Map>()) {}
-  explicit Env(Map vars) : vars_(std::make_shared<const Map>(std::move(vars))) {}
-
-  // A new Env with the same variables, sharing them until one side writes.
-  [[nodiscard]] std::shared_ptr<Env> fork() const;
-
-  [[nodiscard]] std::optional<std::string> get(std::string_view name) const;
-  void set(std::string name, std::string value);
-  // True if it was set.
-  bool unset(std::string_view name);
-  [[nodiscard]] Map snapshot() const;
-
- private:
-  mutable std::mutex mu_;
-  // Never changed in place: a write installs a changed copy, so a fork may
-  // keep reading the old one.
-  std::shared_ptr<const Map> vars_;
-};
-
-// The calling thread's environment variables. Any thread. Never blocks.
-// Allocates on first use.
-[[nodiscard]] Env& env();
-
-namespace this_worker {
-
-// Ends the calling worker with `code` (Node's process.exit in a worker). It
-// unwinds the worker's stack with an exception of an internal type that is
-// not a std::exception; destructors run on the way out. Code that catches
-// everything (catch (...)) without rethrowing swallows the unwinding, but not
-// the exit: the worker still ends with `code` at its next loop turn or when
-// its entry returns. Must not be called from a destructor. Outside a worker
-// it is std::exit(code), as process.exit is on Node's main thread. Owner
-// thread only. Never blocks. Allocates (the exception).
-[[noreturn]] void exit(int code);
-// Requested by Worker::terminate(): long computations poll it (or register a
-// std::stop_callback, which then runs on the terminating thread). Outside a
-// worker, a token that is never requested. Any thread (answers for the
-// caller). Never blocks. Never allocates.
-[[nodiscard]] std::stop_token stop_token() noexcept;
-[[nodiscard]] bool stop_requested() noexcept;
-// The worker's arena (workers/arena.h), capped by max_arena_bytes; outside a
-// worker, std::pmr::new_delete_resource(). Never allocates.
-[[nodiscard]] std::pmr::memory_resource* arena() noexcept;
-// Its counters; zeros outside a worker. Never blocks. Never allocates.
-[[nodiscard]] ArenaStats arena_stats() noexcept;
-
-}  // namespace this_worker
 
 namespace internal {
 using EntryFunction = void (*)();

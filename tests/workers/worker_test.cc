@@ -961,6 +961,25 @@ TEST_F(WorkerTest, RefFalseOptionIsUnrefFromTheStartAndRefRestoresIt) {
   EXPECT_FALSE(w.has_ref());
 }
 
+TEST_F(WorkerTest, HasRefIsTrueInsideTheExitHandlerAndFalseAfterIt) {
+  Worker w([] {});
+  std::optional<bool> inside;
+  w.on_exit([&](int) { inside = w.has_ref(); });
+  run_loop();
+  EXPECT_EQ(inside, true) << "Node: worker.hasRef() is true in the 'exit' listener";
+  EXPECT_FALSE(w.has_ref());
+}
+
+TEST_F(WorkerTest, AnUnrefdWorkersHasRefStaysFalseInsideTheExitHandler) {
+  Worker w([] {});
+  w.unref();
+  std::optional<bool> inside;
+  w.on_exit([&](int) { inside = w.has_ref(); });
+  EXPECT_TRUE(testing::eventually([&] { return !w.running(); }));
+  run_loop();
+  EXPECT_EQ(inside, false);
+}
+
 // --- nested workers ------------------------------------------------------------------------
 
 TEST_F(WorkerTest, AWorkerStartsANestedWorkerAndRelaysItsMessage) {

@@ -4,6 +4,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
@@ -31,7 +33,7 @@ using EnvironmentData = std::map<std::string, Value, std::less<>>;
 
 // Owned jointly by the parent's Worker and the worker's thread, so either may
 // outlive the other; everything in it is safe to touch from both.
-struct WorkerShared {
+struct WorkerShared : std::enable_shared_from_this<WorkerShared> {
   WorkerShared(int id, std::string worker_name, std::size_t arena_limit)
       : thread_id(id), name(std::move(worker_name)), arena(arena_limit) {}
 
@@ -57,6 +59,11 @@ struct WorkerShared {
   // either the parent stops the loop, or the worker sees the flag.
   std::atomic<bool> loop_published{false};
   std::atomic<bool> terminating{false};
+  // The start's gate (StartArgs::Gate, workers/internal/worker_main.h): set
+  // once by the parent (release), waited on by the new thread (acquire).
+  // Here rather than in StartArgs, which the thread may free as soon as it
+  // sees kGo, so that the parent's notify touches memory it still owns.
+  std::atomic<std::uint32_t> start_gate{0};
 
   // Set once when the worker's thread has finished its work (release), with
   // exit_code; read by any thread (acquire).
@@ -70,7 +77,18 @@ struct WorkerShared {
   // On their own line: the parent bumps them per message, other threads read.
   alignas(kFalseSharingSpan) std::atomic<std::uint64_t> messages_in{0};
   std::atomic<std::uint64_t> messages_out{0};
+
+  // --- the process's list of live workers (workers/internal/live_workers.h) -----
+  // Guarded by that list's mutex.
+  WorkerShared* live_prev = nullptr;
+  WorkerShared* live_next = nullptr;
+  bool live_listed = false;
 };
+
+// Asks the worker to stop: its stop token, an atomics::wait in progress, its
+// loop. What terminate() does after noting its future. Any thread. Never
+// blocks. Never allocates.
+void request_terminate(WorkerShared& s) noexcept;
 
 // Raised by this_worker::exit() to unwind the worker's stack. Deliberately
 // not a std::exception, so `catch (const std::exception&)` lets it pass.
@@ -101,7 +119,11 @@ struct WorkerThread {
   EnvironmentData environment_data;
   // this_worker::exit() was called: the code wins over how the loop ended.
   bool exit_requested = false;
+  // this_worker::set_exit_code (or exit) set it: the code of a natural end.
+  bool exit_code_set = false;
   int exit_code = 0;
+  // this_worker::on_uncaught_exception's handler.
+  std::function<void(std::exception_ptr)> on_uncaught_exception;
   // Decided when the work ends; reported by the destructor.
   int final_code = 0;
   // The entry and loop are done: the thread is tearing down.
@@ -110,6 +132,12 @@ struct WorkerThread {
 
 // The calling thread's WorkerThread, or nullptr outside a worker.
 WorkerThread* current_worker_thread() noexcept;
+// Reports `error` on the calling thread as an `error` event nobody listened
+// to: to its on_uncaught_exception handler if one is set (in a worker, by
+// throwing UnhandledWorkerError from here, which that worker's run then
+// offers its handler), else on stderr (not a worker). `who` names the
+// worker whose event it was. Owner thread only. Allocates.
+void raise_unhandled_error(const WorkerError& error, const WorkerShared& who);
 // The Env object the calling thread uses (a worker's, or the process one).
 std::shared_ptr<Env> current_env();
 // The calling thread's environment data.
