@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <memory>
 #include <optional>
 #include <utility>
 
@@ -22,7 +23,7 @@ using internal::WorkerThread;
 // What this_worker::set_exit_code and on_uncaught_exception keep for a thread
 // that is not a worker.
 thread_local std::optional<int> tl_exit_code;
-thread_local this_worker::UncaughtExceptionHandler tl_on_uncaught_exception;
+thread_local std::shared_ptr<this_worker::UncaughtExceptionHandler> tl_on_uncaught_exception;
 
 }  // namespace
 
@@ -35,8 +36,9 @@ void raise_unhandled_error(const WorkerError& error, const WorkerShared& who) {
     throw UnhandledWorkerError(error);
   }
   if (tl_on_uncaught_exception) {
-    this_worker::UncaughtExceptionHandler handler = tl_on_uncaught_exception;  // may replace itself
-    handler(std::make_exception_ptr(UnhandledWorkerError(error)));
+    // A reference held while it runs: it may replace itself.
+    std::shared_ptr<this_worker::UncaughtExceptionHandler> handler = tl_on_uncaught_exception;
+    (*handler)(std::make_exception_ptr(UnhandledWorkerError(error)));
     return;
   }
   // Node would end the process here; a library does not (workers/worker.h).
@@ -113,10 +115,12 @@ std::optional<int> exit_code() noexcept {
 }
 
 void on_uncaught_exception(UncaughtExceptionHandler handler) {
+  std::shared_ptr<UncaughtExceptionHandler> h =
+      handler ? std::make_shared<UncaughtExceptionHandler>(std::move(handler)) : nullptr;
   if (WorkerThread* self = current_worker_thread()) {
-    self->on_uncaught_exception = std::move(handler);
+    self->on_uncaught_exception = std::move(h);
   } else {
-    tl_on_uncaught_exception = std::move(handler);
+    tl_on_uncaught_exception = std::move(h);
   }
 }
 

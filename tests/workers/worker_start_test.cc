@@ -14,7 +14,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <optional>
@@ -28,6 +30,7 @@
 #include "loop/event_loop.h"
 #include "tests/test_util.h"
 #include "tests/workers/worker_test_util.h"
+#include "workers/internal/testing_hooks.h"
 #include "workers/worker.h"
 
 namespace weave {
@@ -89,6 +92,87 @@ TEST_F(WorkerTest, ThreadCreationRefusedByTheKernelLeavesTheCallersTransferListI
   ASSERT_EQ(waitpid(child, &status, 0), child);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0) << "see start_under_an_address_space_limit for the code";
+}
+
+// Clears the injected failure whatever the test does.
+struct FailureInjection {
+  FailureInjection(int error, int count) {
+    internal::fail_next_thread_creations_for_testing(error, count);
+  }
+  ~FailureInjection() { internal::fail_next_thread_creations_for_testing(0); }
+};
+
+TEST_F(WorkerTest, AFailedThreadCreationIsASystemErrorAndTheCallerKeepsItsBufferAndPort) {
+  ArrayBuffer buf = ArrayBuffer::copy_of("kept bytes");
+  MessageChannel side;
+  WorkerOptions options;
+  options.worker_data = Object{{"buf", buf}};
+  options.transfer_list.add(buf).add(std::move(side.port2));
+  {
+    FailureInjection eagain(EAGAIN, 1);
+    try {
+      Worker w([] {}, std::move(options));
+      FAIL() << "the start did not report the failed thread creation";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), EAGAIN);
+      EXPECT_THAT(e.what(), ::testing::HasSubstr("cannot start the thread"));
+    }
+  }
+  EXPECT_FALSE(buf.detached()) << "nothing started, so nothing may be transferred";
+  EXPECT_EQ(buf.to_string(), "kept bytes");
+  ASSERT_EQ(options.transfer_list.ports.size(), 1u) << "the caller's port was taken";
+  ASSERT_TRUE(options.transfer_list.ports[0].post_message("still mine").ok());
+  std::optional<MessageEvent> got = receive_message_on_port(side.port1);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->data, Value("still mine"));
+
+  // The very same options start a worker once threads can be created again:
+  // the buffer arrives as the same memory and the port works from there.
+  const auto address = reinterpret_cast<std::uintptr_t>(buf.data());
+  Worker w(
+      [] {
+        const ArrayBuffer* b = worker_data().find("buf")->if_array_buffer();
+        MessagePort port = std::move(worker_data_ports().at(0));
+        (void)port.post_message(Object{
+            {"address", static_cast<std::int64_t>(reinterpret_cast<std::uintptr_t>(b->data()))},
+            {"text", b->to_string()}});
+      },
+      std::move(options));
+  EXPECT_TRUE(buf.detached()) << "a started worker took the buffer";
+  std::optional<int> code;
+  w.on_exit([&](int c) { code = c; });
+  run_loop();
+  EXPECT_EQ(code, 0);
+  std::optional<MessageEvent> report = receive_message_on_port(side.port1);
+  ASSERT_TRUE(report.has_value());
+  EXPECT_EQ(static_cast<std::uintptr_t>(testing::int_of(*report->data.find("address"))), address);
+  EXPECT_EQ(*report->data.find("text"), Value("kept bytes"));
+}
+
+TEST_F(WorkerTest, AStartRefusedAtTheCommitSendsItsParkedThreadAwayWithoutRunningTheEntry) {
+  // The thread exists before worker_data is posted; a post that fails must
+  // end it unstarted (the fixture checks that no thread is left).
+  std::atomic<bool> ran{false};
+  ArrayBuffer twice = ArrayBuffer::copy_of("twice");
+  WorkerOptions options;
+  options.worker_data = Value(twice);
+  options.transfer_list.add(twice).add(twice);
+  EXPECT_THROW(Worker([&ran] { ran = true; }, std::move(options)), std::invalid_argument);
+  EXPECT_FALSE(ran.load());
+  EXPECT_FALSE(twice.detached());
+  EXPECT_EQ(options.transfer_list.buffers.size(), 2u);
+}
+
+TEST_F(WorkerTest, ManyFailedStartsInARowLeaveNoThreadPortOrKeepAliveBehind) {
+  MessageChannel side;
+  WorkerOptions options;
+  options.transfer_list.add(std::move(side.port2));
+  FailureInjection eagain(EAGAIN, 50);
+  for (int i = 0; i < 50; ++i) {
+    EXPECT_THROW(Worker([] {}, std::move(options)), std::system_error);
+    ASSERT_EQ(options.transfer_list.ports.size(), 1u);
+  }
+  EXPECT_FALSE(side.port1.closed()) << "the peer of the caller's port must stay open";
 }
 
 }  // namespace

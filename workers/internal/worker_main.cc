@@ -192,9 +192,9 @@ int run_worker(WorkerThread& self, Worker::Entry& entry) {
     // Node's process.on('uncaughtException'): if the handler returns, the
     // worker carries on with its loop.
     try {
-      std::function<void(std::exception_ptr)> handler =
-          self.on_uncaught_exception;  // may replace itself
-      handler(uncaught);
+      // A reference held while it runs: it may replace itself.
+      std::shared_ptr<std::function<void(std::exception_ptr)>> handler = self.on_uncaught_exception;
+      (*handler)(uncaught);
     } catch (const WorkerExit&) {
       return self.exit_code;
     } catch (const atomics::WaitInterrupted&) {

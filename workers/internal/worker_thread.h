@@ -122,8 +122,9 @@ struct WorkerThread {
   // this_worker::set_exit_code (or exit) set it: the code of a natural end.
   bool exit_code_set = false;
   int exit_code = 0;
-  // this_worker::on_uncaught_exception's handler.
-  std::function<void(std::exception_ptr)> on_uncaught_exception;
+  // this_worker::on_uncaught_exception's handler. Shared, so that a handler
+  // that replaces itself keeps running safely (and keeps its state).
+  std::shared_ptr<std::function<void(std::exception_ptr)>> on_uncaught_exception;
   // Decided when the work ends; reported by the destructor.
   int final_code = 0;
   // The entry and loop are done: the thread is tearing down.
