@@ -118,10 +118,16 @@ void Worker::start(Entry entry, WorkerOptions& options) {
 
   // 3. The commit: the port clones worker_data, moves the listed buffers and
   // hands over the listed ports, or refuses with nothing changed.
-  Status sent = parent->port.post_message(options.worker_data, std::move(options.transfer_list));
-  if (sent.code() == ErrorCode::kOutOfMemory) throw std::bad_alloc();  // not the options' fault
-  if (!sent) {
-    invalid("options.worker_data cannot be sent with options.transfer_list: " + sent.to_string());
+  // Nothing to send (the common case): no post, and the worker reads none.
+  const Transfer& t = options.transfer_list;
+  args->init_posted = !options.worker_data.is_undefined() || !t.buffers.empty() ||
+                      !t.ports.empty() || !t.shared_buffers.empty();
+  if (args->init_posted) {
+    Status sent = parent->port.post_message(options.worker_data, std::move(options.transfer_list));
+    if (sent.code() == ErrorCode::kOutOfMemory) throw std::bad_alloc();  // not the options' fault
+    if (!sent) {
+      invalid("options.worker_data cannot be sent with options.transfer_list: " + sent.to_string());
+    }
   }
   internal::list_live_worker(*shared);
   cancel.release();

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <exception>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -30,6 +31,11 @@ using ::testing::HasSubstr;
 using ::weave::testing::EventLog;
 using ::weave::testing::int_of;
 using WorkerTest = ::weave::testing::WorkerTest;
+
+// The nested Worker of the tests below, held by the outer worker's thread
+// until its exit handler lets it go (a handler capturing its own Worker
+// would be a reference cycle).
+thread_local std::unique_ptr<Worker> tl_inner;
 
 // --- an error event nobody listens to --------------------------------------------
 
@@ -59,10 +65,12 @@ TEST_F(WorkerTest, ANestedWorkersUnhandledErrorEndsItsParentWorkerWithThatErrorA
 
 TEST_F(WorkerTest, ANestedWorkersHandledErrorLeavesItsParentWorkerRunning) {
   Worker outer([] {
-    auto inner = std::make_shared<Worker>([] { throw std::runtime_error("inner failed"); });
+    tl_inner = std::make_unique<Worker>([] { throw std::runtime_error("inner failed"); });
+    Worker* inner = tl_inner.get();
     inner->on_error(
         [](const WorkerError& e) { (void)parent_port()->post_message("handled " + e.message); });
-    inner->on_exit([inner](int code) {
+    inner->on_exit([](int code) {
+      tl_inner.reset();  // destroying a Worker in its own exit handler is allowed
       (void)parent_port()->post_message(std::int64_t{code});
       parent_port()->close();  // the outer worker ends normally
     });
@@ -187,8 +195,10 @@ TEST_F(WorkerTest, AnUncaughtExceptionHandlerSeesANestedWorkersUnlistenedErrorAn
         (void)parent_port()->post_message("inner: " + u.error().message);
       }
     });
-    auto inner = std::make_shared<Worker>([] { throw std::runtime_error("inner failed"); });
-    inner->on_exit([inner](int code) {
+    tl_inner = std::make_unique<Worker>([] { throw std::runtime_error("inner failed"); });
+    Worker* inner = tl_inner.get();
+    inner->on_exit([](int code) {
+      tl_inner.reset();  // destroying a Worker in its own exit handler is allowed
       (void)parent_port()->post_message(std::int64_t{code});
       parent_port()->close();
     });

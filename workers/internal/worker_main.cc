@@ -152,17 +152,18 @@ int run_loop_to_end(WorkerThread& self, EventLoop& loop) {
 }
 
 // The worker's life up to its exit code: online, the entry, the loop.
-int run_worker(WorkerThread& self, Worker::Entry& entry) {
+int run_worker(WorkerThread& self, Worker::Entry& entry, EventLoop& loop, bool init_posted) {
   WorkerShared& s = *self.shared;
-  EventLoop& loop = EventLoop::current();
   s.loop = loop.handle();
   s.loop_start_ns.store(now_ns(), std::memory_order_relaxed);
   s.loop_published.store(true, std::memory_order_seq_cst);  // see WorkerShared: the Dekker pair
   // The constructor's post on the port carries worker_data and the
   // transferred ports; it is in the port before the gate opened.
-  if (std::optional<MessageEvent> init = receive_message_on_port(self.port)) {
-    self.data = std::move(init->data);
-    self.ports = std::move(init->ports);
+  if (init_posted) {
+    if (std::optional<MessageEvent> init = receive_message_on_port(self.port)) {
+      self.data = std::move(init->data);
+      self.ports = std::move(init->ports);
+    }
   }
   if (s.terminating.load(std::memory_order_seq_cst)) return 1;  // before it began: no online
   post_to_parent(self, [](WorkerParent& p) { p.handle_online(); });
@@ -221,6 +222,16 @@ void set_thread_name(const WorkerShared& s) noexcept {
 
 void* worker_main(void* raw) {
   auto* start = static_cast<StartArgs*>(raw);
+  // The first thread_local this thread makes, before its EventLoop: so it is
+  // destroyed after the loop, and its destructor reports the exit once
+  // everything the loop held is gone (see WorkerThread). Empty until the
+  // gate opens: a cancelled start leaves it so, and it then reports nothing.
+  static thread_local WorkerThread self;
+  // Named and its loop made while the parent commits the start, so the two
+  // overlap; a cancelled start destroys the loop unused at thread exit (no
+  // user code has run).
+  set_thread_name(*start->shared);
+  EventLoop& loop = EventLoop::current();
   {
     // Parked until the parent committed the start or gave it up; until then
     // nothing of StartArgs but `shared` is touched. acquire: pairs with the
@@ -234,10 +245,6 @@ void* worker_main(void* raw) {
     if (g == StartArgs::kCancel) return nullptr;  // the parent keeps StartArgs and joins
   }
   std::unique_ptr<StartArgs> args(start);
-  // The first thread_local this thread makes, before its EventLoop: so it is
-  // destroyed after the loop, and its destructor reports the exit once
-  // everything the loop held is gone (see WorkerThread).
-  static thread_local WorkerThread self;
   self.shared = std::move(args->shared);
   self.parent = std::move(args->parent);
   self.parent_loop = std::move(args->parent_loop);
@@ -245,12 +252,12 @@ void* worker_main(void* raw) {
   self.env = std::move(args->env);
   self.environment_data = std::move(args->environment_data);
   Worker::Entry entry = std::move(args->entry);
+  const bool init_posted = args->init_posted;
   args.reset();
   tl_worker = &self;
-  set_thread_name(*self.shared);
 
   set_thread_interruptor(&self.shared->interruptor);
-  self.final_code = run_worker(self, entry);
+  self.final_code = run_worker(self, entry, loop, init_posted);
   self.ending = true;
   // Teardown (the loop's destructor may still run tasks) must not be
   // interrupted: a throw there would have nowhere to go.
