@@ -156,6 +156,70 @@ void BM_WorkerStartOnline_Baseline(benchmark::State& state) {
 }
 BENCHMARK(BM_WorkerStartOnline_Baseline)->UseRealTime();
 
+// Where a start's time goes: the same life as BM_WorkerStartOnline, with a
+// clock read between its phases. Counters, mean ns per worker:
+//   construct: the Worker constructor (allocations, pthread_create);
+//   online: from the constructor's return until the `online` handler ran
+//     (the thread's start, its loop, the hop to the parent);
+//   stop: from terminate() until the `exit` handler ran (the wake, the
+//     worker's teardown, the exit hop and the join).
+// The baseline's phases: std::thread's constructor; until the thread's first
+// store is seen; join. No target: it explains the pair above.
+void BM_WorkerStartPhases(benchmark::State& state) {
+  using SteadyClock = std::chrono::steady_clock;
+  std::chrono::nanoseconds construct{}, online_wait{}, stop{};
+  for (auto _ : state) {
+    bool online = false;
+    bool exited = false;
+    const auto t0 = SteadyClock::now();
+    Worker w(&listen_on_parent_port);
+    const auto t1 = SteadyClock::now();
+    w.on_online([&online] { online = true; });
+    w.on_exit([&exited](int) { exited = true; });
+    run_until(online);
+    const auto t2 = SteadyClock::now();
+    (void)w.terminate();
+    run_until(exited);
+    const auto t3 = SteadyClock::now();
+    construct += t1 - t0;
+    online_wait += t2 - t1;
+    stop += t3 - t2;
+  }
+  const auto n = static_cast<double>(state.iterations());
+  state.counters["construct_ns"] = static_cast<double>(construct.count()) / n;
+  state.counters["online_ns"] = static_cast<double>(online_wait.count()) / n;
+  state.counters["stop_ns"] = static_cast<double>(stop.count()) / n;
+}
+BENCHMARK(BM_WorkerStartPhases)->UseRealTime();
+
+void BM_WorkerStartPhases_Baseline(benchmark::State& state) {
+  using SteadyClock = std::chrono::steady_clock;
+  std::chrono::nanoseconds construct{}, online_wait{}, stop{};
+  for (auto _ : state) {
+    WakeWord wake;
+    std::atomic<bool> running{false};
+    const auto t0 = SteadyClock::now();
+    std::thread t([&] {
+      // release: pairs with the creator's acquire load.
+      running.store(true, std::memory_order_release);
+      wake.notify();
+    });
+    const auto t1 = SteadyClock::now();
+    while (!running.load(std::memory_order_acquire)) wake.park();
+    const auto t2 = SteadyClock::now();
+    t.join();
+    const auto t3 = SteadyClock::now();
+    construct += t1 - t0;
+    online_wait += t2 - t1;
+    stop += t3 - t2;
+  }
+  const auto n = static_cast<double>(state.iterations());
+  state.counters["construct_ns"] = static_cast<double>(construct.count()) / n;
+  state.counters["online_ns"] = static_cast<double>(online_wait.count()) / n;
+  state.counters["stop_ns"] = static_cast<double>(stop.count()) / n;
+}
+BENCHMARK(BM_WorkerStartPhases_Baseline)->UseRealTime();
+
 // --- 2. round trip ------------------------------------------------------------------
 
 // Posts every value straight back on the parent port, as port_benchmark's

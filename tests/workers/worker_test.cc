@@ -741,6 +741,27 @@ TEST_F(WorkerTest, OptionValidationErrorsNameTheOptionAndItsRange) {
   EXPECT_THAT(rejection(WorkerOptions{}, Worker::Entry()), HasSubstr("entry is empty"));
 }
 
+TEST_F(WorkerTest, ResourceLimitsValidateNamesTheCallersOptionTheFieldAndItsRange) {
+  ResourceLimits small_stack;
+  small_stack.stack_size_bytes = 4096;
+  try {
+    small_stack.validate("weave::Pool: options.resource_limits");
+    FAIL() << "a 4 KiB stack was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(),
+                 "weave::Pool: options.resource_limits.stack_size_bytes must be 0 (the default) "
+                 "or between 65536 and 1073741824; got 4096");
+  }
+  ResourceLimits huge_arena;
+  huge_arena.max_arena_bytes = ResourceLimits::kMaxArenaBytes + 1;
+  EXPECT_THROW(huge_arena.validate("limits"), std::invalid_argument);
+  EXPECT_NO_THROW(ResourceLimits{}.validate("limits"));
+  ResourceLimits edges;
+  edges.stack_size_bytes = ResourceLimits::kMinStackBytes;
+  edges.max_arena_bytes = ResourceLimits::kMaxArenaBytes;
+  EXPECT_NO_THROW(edges.validate("limits"));
+}
+
 TEST_F(WorkerTest, WorkerDataThatCannotBeSentIsRejectedAndNothingIsDetached) {
   ArrayBuffer gone = ArrayBuffer::copy_of("gone");
   ASSERT_TRUE(structured_clone(Value(gone), std::span<ArrayBuffer>(&gone, 1)).ok());

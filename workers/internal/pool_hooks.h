@@ -24,6 +24,15 @@ struct WorkerAccess {
 // rather than joined: it ends on its own when the code it is stuck in
 // returns. The future holds the exit code once the thread has finished
 // (std::nullopt if it already had). Owner thread only. Never blocks.
+//
+// At process exit, the hazard of every detached thread: an abandoned worker
+// that is still stuck may run user code (and its own teardown) while static
+// destructors run, and nothing joins it. It stays on the process's list of
+// live workers until its thread finishes, so this_worker::exit on the main
+// thread waits for it (at most this_worker::kExitGrace) before std::exit; a
+// plain return from main does not wait. Callers that abandon workers should
+// say so to their users (the pool's README does: abandonment is the
+// cancel_grace escape hatch, not a clean shutdown).
 inline std::future<std::optional<int>> abandon_worker(Worker&& worker) {
   return WorkerAccess::abandon(std::move(worker));
 }
