@@ -34,7 +34,8 @@
 // run; not emitted for a worker terminated before it got that far); then `message` for each message
 // the worker posted on its parent port, in post order, with `messageerror` in place of one that
 // could not be decoded (on_message<T>); then `error` if an exception escaped the entry or a
-// callback of the worker's loop (the worker then ends with exit code 1); last `exit(code)`, after
+// callback of the worker's loop and no on_uncaught_exception handler took it (the worker then ends
+// with exit code 1; 7 if that handler itself threw); last `exit(code)`, after
 // every message the worker posted was delivered and its thread has been joined. Messages travel on
 // the port; online, error and exit are tasks the worker posts to the parent's loop after its
 // earlier posts, and the parent drains the port before it emits error or exit, so the order holds

@@ -231,7 +231,13 @@ void* worker_main(void* raw) {
   // overlap; a cancelled start destroys the loop unused at thread exit (no
   // user code has run).
   set_thread_name(*start->shared);
-  EventLoop& loop = EventLoop::current();
+  EventLoop* loop = nullptr;
+  try {
+    loop = &EventLoop::current();
+  } catch (...) {
+    // Out of memory: reported below once the start is committed (an
+    // exception must not leave a thread's start routine).
+  }
   {
     // Parked until the parent committed the start or gave it up; until then
     // nothing of StartArgs but `shared` is touched. acquire: pairs with the
@@ -257,7 +263,17 @@ void* worker_main(void* raw) {
   tl_worker = &self;
 
   set_thread_interruptor(&self.shared->interruptor);
-  self.final_code = run_worker(self, entry, loop, init_posted);
+  if (loop) {
+    self.final_code = run_worker(self, entry, *loop, init_posted);
+  } else {
+    try {
+      report_error(self, WorkerError{"ERR_WORKER_OUT_OF_MEMORY", "std::bad_alloc",
+                                     "the worker's event loop could not be made"});
+    } catch (...) {
+      // Out of memory describing it: the exit code still says 1.
+    }
+    self.final_code = 1;
+  }
   self.ending = true;
   // Teardown (the loop's destructor may still run tasks) must not be
   // interrupted: a throw there would have nowhere to go.
