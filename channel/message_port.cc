@@ -297,13 +297,21 @@ MessagePort& MessagePort::unref() {
   if (ep_) ep_->set_ref(false);
   return *this;
 }
-bool MessagePort::has_ref() const noexcept { return ep_ && ep_->has_ref(); }
+bool MessagePort::has_ref() const noexcept {
+  if (!ep_) return false;
+  ep_->check_thread("has_ref");
+  return ep_->has_ref();
+}
 bool MessagePort::closed() const noexcept {
   if (!ep_) return true;
   ep_->check_thread("closed");
   return ep_->closed();
 }
-std::size_t MessagePort::pending_approx() const noexcept { return ep_ ? ep_->pending() : 0; }
+std::size_t MessagePort::pending_approx() const noexcept {
+  if (!ep_) return 0;
+  ep_->check_thread("pending_approx");
+  return ep_->pending();
+}
 
 std::optional<MessageEvent> receive_message_on_port(MessagePort& port) {
   if (!port.ep_) return std::nullopt;

@@ -13,7 +13,11 @@
 // builds: at most 2 microseconds by the clock, and never past the point
 // where its loop would park (see channel/internal/batch_gate.h). A message
 // never waits for another post, and a lone message or a reply (one that
-// finds the stream paused) is not held at all.
+// finds the stream paused) is not held at all. The MessageEvent a handler
+// gets lives for that call only: what the handler does not move out of it
+// (the value, transferred buffers, ports) is released when it returns or
+// throws, so a port received and not kept is closed then and its peer sees
+// its close event.
 //
 // Values are cloned when posted (channel/value.h): nothing the sender does
 // afterwards reaches the receiver. Buffers in the transfer list move instead
