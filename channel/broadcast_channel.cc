@@ -6,6 +6,7 @@
 
 #include "channel/internal/clone.h"
 #include "channel/internal/inbox.h"
+#include "channel/internal/inbox_source.h"
 
 namespace weave {
 namespace internal {
@@ -17,7 +18,8 @@ struct InboxHolder {
 
 class BroadcastSub final : private InboxHolder, public InboxSource {
  public:
-  explicit BroadcastSub(std::string name) : InboxSource(inbox), name_(std::move(name)) {}
+  explicit BroadcastSub(std::string name)
+      : InboxSource(inbox, EndKind{"weave::BroadcastChannel", "channel"}), name_(std::move(name)) {}
   ~BroadcastSub() override { inbox.unbind(); }
 
   const std::string& name() const noexcept { return name_; }
@@ -101,15 +103,15 @@ BroadcastChannel& BroadcastChannel::operator=(BroadcastChannel&& o) noexcept {
 
 BroadcastChannel::~BroadcastChannel() { close(); }
 
-const std::string& BroadcastChannel::name() const noexcept {
-  static const std::string kEmpty;
-  return sub_ ? sub_->name() : kEmpty;
+std::string_view BroadcastChannel::name() const noexcept {
+  return sub_ ? std::string_view(sub_->name()) : std::string_view();
 }
 
 bool BroadcastChannel::closed() const noexcept { return !sub_ || sub_->closed(); }
 
 Status BroadcastChannel::post_message(const Value& value) {
   if (closed()) return Status(ErrorCode::kClosed, "BroadcastChannel is closed");
+  sub_->check_thread("post_message");
   auto receivers = internal::others(sub_.get());
   if (receivers.empty()) {
     // Still report a value that cannot be cloned, as if someone listened.
@@ -135,15 +137,12 @@ Status BroadcastChannel::post_message(const Value& value) {
 
 void BroadcastChannel::on_message(MessagePort::MessageHandler handler) {
   if (closed()) return;
-  if (!handler) {
-    sub_->set_message_handler(nullptr);
-    return;
-  }
   sub_->set_message_handler(std::move(handler));
 }
 
 void BroadcastChannel::close() {
   if (!sub_ || sub_->closed()) return;
+  sub_->check_thread("close");
   internal::leave(sub_.get());
   sub_->mark_closed();
   sub_->unbind_from_loop();
@@ -156,6 +155,16 @@ BroadcastChannel& BroadcastChannel::ref() {
 BroadcastChannel& BroadcastChannel::unref() {
   if (sub_) sub_->set_ref(false);
   return *this;
+}
+bool BroadcastChannel::has_ref() const noexcept { return !closed() && sub_->has_ref(); }
+
+std::optional<MessageEvent> receive_message_on_channel(BroadcastChannel& channel) {
+  // Closed: what had not been delivered was dropped (see close()).
+  if (channel.closed()) return std::nullopt;
+  channel.sub_->check_thread("receive_message_on_channel");
+  MessageEvent ev;
+  if (!channel.sub_->take(ev)) return std::nullopt;
+  return ev;
 }
 
 }  // namespace weave

@@ -13,7 +13,11 @@
 // builds: at most 2 microseconds by the clock, and never past the point
 // where its loop would park (see channel/internal/batch_gate.h). A message
 // never waits for another post, and a lone message or a reply (one that
-// finds the stream paused) is not held at all.
+// finds the stream paused) is not held at all. The MessageEvent a handler
+// gets lives for that call only: what the handler does not move out of it
+// (the value, transferred buffers, ports) is released when it returns or
+// throws, so a port received and not kept is closed then and its peer sees
+// its close event.
 //
 // Values are cloned when posted (channel/value.h): nothing the sender does
 // afterwards reaches the receiver. Buffers in the transfer list move instead
@@ -28,9 +32,16 @@
 // never a block, never a silent loss. A port destroyed with undelivered
 // messages drops them: its owner chose to.
 //
-// Threading: a MessagePort belongs to one thread at a time (the one that
-// created or received it); posting it to another thread hands it over. Every
-// member is "Owner thread only".
+// Threading: a MessagePort belongs to one thread at a time. It is bound from
+// the first on_message()/on_close() on a thread (to that thread's loop) until
+// it is posted to another thread, emits its close event, or that thread's loop
+// is destroyed (the thread ended). An UNBOUND port may move to another thread
+// with happens-before — e.g. captured into a std::thread, as in the README's
+// first program. A BOUND port belongs to its loop's thread and changes
+// threads only by being posted (in a transfer list). Every member is "Owner
+// thread only"; in debug builds a bound port used on another thread (posted,
+// closed, destroyed, received on, its handlers or ref set) aborts with a
+// message naming weave::MessagePort and this rule.
 //
 // Memory ordering: every write made before post_message(m) is visible to the
 // receiver once it has received m.
@@ -50,7 +61,8 @@ namespace weave {
 
 namespace internal {
 class Endpoint;
-}
+struct PortAccess;
+}  // namespace internal
 
 class MessagePort;
 class Transfer;
@@ -97,7 +109,9 @@ class MessagePort {
   // With a transfer list (see Transfer). Extra errors, all kDataCloneError with
   // nothing sent: a buffer listed twice or already detached; a
   // SharedArrayBuffer listed (not transferable); a port that is empty, closed,
-  // this port or its peer. On any error — these, or kClosed
+  // this port or its peer. The list is checked before the value and before
+  // the channel's state (Node's order): on a closed channel a bad list is
+  // kDataCloneError, a good one kClosed. On any error — these, or kClosed
   // because the peer closed first — nothing is sent, detached or handed
   // over: `transfer` keeps its ports and its buffers stay attached.
   // kOutOfMemory (when the queue cannot grow): nothing is sent, the buffers
@@ -112,15 +126,22 @@ class MessagePort {
       post_message(const T& value) {
     return post_message(to_value(value));
   }
+  // The transfer list is checked first, as Node does: a bad one fails with
+  // kDataCloneError before Codec<T>::encode runs (an exception the hook
+  // throws leaves post_message, nothing sent, nothing detached).
   template <class T>
   requires(!std::is_convertible_v<const T&, Value> && Encodable<T>) Status
       post_message(const T& value, Transfer&& transfer) {
+    if (Status s = check_transfer_list(transfer); !s) return s;
     return post_message(to_value(value), std::move(transfer));
   }
 
   // Sets the handler and starts delivery on the calling thread's loop (Node's
-  // port.on('message')). Replaces an earlier handler; nullptr stops delivery
-  // (messages then wait). Owner thread only. Allocates.
+  // port.on('message')), binding the port to that loop. Replaces an earlier
+  // handler; nullptr stops delivery (messages then wait) and the port no
+  // longer keeps its loop alive. A handler refs the port again, as adding a
+  // 'message' listener does in Node: call unref() after on_message() to keep
+  // it unreferenced. Owner thread only. Allocates.
   void on_message(MessageHandler handler);
   // Runs once, on the loop, after the last accepted message was delivered and
   // the channel is closed. Owner thread only. Allocates.
@@ -133,6 +154,10 @@ class MessagePort {
   // an unreferenced one does not. Owner thread only. Never blocks.
   MessagePort& ref();
   MessagePort& unref();
+  // Whether the port keeps its loop alive now, as Node's hasRef(): referenced,
+  // with a message handler, and its close event not yet emitted. False for a
+  // fresh port (no handler), after on_message(nullptr), inside the close
+  // handler, and for an empty port. Owner thread only. Never blocks.
   [[nodiscard]] bool has_ref() const noexcept;
 
   // False for an empty port.
@@ -147,12 +172,12 @@ class MessagePort {
   // without a handler. Owner thread only. Never blocks. Never allocates.
   friend std::optional<MessageEvent> receive_message_on_port(MessagePort& port);
 
-  // --- for weave's own use ------------------------------------------------------
-  explicit MessagePort(std::shared_ptr<internal::Endpoint> ep) noexcept;
-  [[nodiscard]] const std::shared_ptr<internal::Endpoint>& endpoint() const noexcept { return ep_; }
-
  private:
-  friend class Transfer;
+  // weave's own layers reach the endpoint through channel/internal/port_access.h.
+  friend struct internal::PortAccess;
+  explicit MessagePort(std::shared_ptr<internal::Endpoint> ep) noexcept;
+  // The transfer-list checks of a post (kDataCloneError), without posting.
+  Status check_transfer_list(Transfer& transfer);
   std::shared_ptr<internal::Endpoint> ep_;
 };
 

@@ -39,8 +39,10 @@
 // sending end, which may move to another thread with happens-before (the
 // message that carries it); its ProducerToken keeps FIFO across moves. A
 // broadcast inbox has many producers: constructed with kManyProducers, its
-// push() serialises them with a spin lock (FIFO per sender thread). Consumer
-// methods run on the thread that owns the receiving end.
+// push() serialises them with a spin lock and enqueues through one producer
+// token of the inbox's own (one FIFO, so FIFO per sender thread; the queue
+// keeps no producer per sending thread). Consumer methods run on the thread
+// that owns the receiving end.
 #pragma once
 
 #include <concurrentqueue/concurrentqueue.h>
@@ -48,12 +50,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
-#include <functional>
 #include <iterator>
 #include <limits>
 #include <memory>
 #include <mutex>  // std::lock_guard
 #include <new>
+#include <optional>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -63,12 +65,11 @@
 #include "atomics/internal/cache_line.h"
 #include "atomics/internal/futex.h"
 #include "atomics/internal/spin_lock.h"
-#include "channel/internal/batch_gate.h"
 #include "channel/internal/queue_alloc.h"
 #include "channel/message_port.h"
 #include "channel/value.h"
 #include "loop/event_loop.h"
-#include "loop/internal/clock.h"
+#include "loop/internal/loop_core.h"
 
 namespace weave::internal {
 
@@ -93,8 +94,15 @@ class Inbox {
 
   enum Producers { kOneProducer, kManyProducers };
 
+  // Allocates; throws std::bad_alloc when a kManyProducers inbox cannot get
+  // its producer.
   explicit Inbox(Producers producers = kOneProducer)
-      : queue_(kInitialCapacity), many_producers_(producers == kManyProducers) {}
+      : queue_(kInitialCapacity), many_producers_(producers == kManyProducers) {
+    if (many_producers_) {
+      shared_token_.emplace(queue_);
+      if (!shared_token_->valid()) throw std::bad_alloc();
+    }
+  }
   Inbox(const Inbox&) = delete;
   Inbox& operator=(const Inbox&) = delete;
 
@@ -162,10 +170,16 @@ class Inbox {
   // Both steps; unless kSent, `item` is untouched. The only producer entry
   // point of a kManyProducers inbox. Never blocks (a kManyProducers inbox
   // spins while another sender is inside push()).
+  // A kManyProducers inbox enqueues every push (token is ignored) through
+  // one producer of its own, under the lock: one FIFO for all senders, and
+  // no producer per sending thread kept by the queue forever.
   template <class Item>
   [[gnu::always_inline]] Pushed push(moodycamel::ProducerToken* token, Item&& item) noexcept {
     std::unique_lock<SpinLock> lock(producer_mu_, std::defer_lock);
-    if (many_producers_) lock.lock();
+    if (many_producers_) {
+      lock.lock();
+      token = &*shared_token_;
+    }
     const Reservation r = reserve();
     if (!r.accepted) return Pushed::kClosed;
     return publish(token, std::forward<Item>(item), r) ? Pushed::kSent : Pushed::kNoMemory;
@@ -326,143 +340,12 @@ class Inbox {
   LoopSource* target_ = nullptr;
   const bool many_producers_;
   SpinLock producer_mu_;  // kManyProducers: one push at a time
+  // kManyProducers: the one producer every push uses, under producer_mu_
+  // (which orders its uses by different threads).
+  std::optional<moodycamel::ProducerToken> shared_token_;
   // Consumer-owned: moves with the receiving end.
   alignas(kFalseSharingSpan) std::uint64_t received_ = 0;
   std::uint64_t limit_ = std::numeric_limits<std::uint64_t>::max();
-};
-
-class InboxSource;
-
-// The node a receiving end puts on one loop's ready stack. A new one is made
-// each time the end binds to a loop: a port scheduled on thread B's loop and
-// then transferred to thread C before B took it is still linked into B's
-// stack through the old node, so C must not reuse that node's link.
-class LoopBinding final : public LoopSource {
- public:
-  explicit LoopBinding(std::shared_ptr<InboxSource> owner) : owner_(std::move(owner)) {}
-  void dispatch(EventLoop& loop) override;
-  void on_loop_destroyed() noexcept override;
-  Readiness poll() noexcept override;
-  void arm_begin() noexcept override;
-  bool arm_end() noexcept override;
-  // Cut when the end unbinds; a retired node then dispatches nothing. If the
-  // end's own handler unbinds it, the end is released when dispatch returns.
-  void detach() noexcept {
-    if (dispatching_) {
-      zombie_ = std::move(owner_);
-    } else {
-      owner_.reset();
-    }
-  }
-
- private:
-  std::shared_ptr<InboxSource> owner_;
-  std::shared_ptr<InboxSource> zombie_;  // detached during its own dispatch
-  bool dispatching_ = false;
-};
-
-// A receiving end that dispatches its inbox on a loop: the part that
-// MessagePort and BroadcastChannel share. Owner thread only.
-// Aligned to a cache line: the two ends of a channel are allocated together,
-// and the consumer's per-message fields here must not share a line with the
-// peer end's sending fields, which its producer reads on every post.
-class alignas(kFalseSharingSpan) InboxSource : public std::enable_shared_from_this<InboxSource> {
- public:
-  using Handler = std::function<void(MessageEvent&)>;
-  using CloseHandler = std::function<void()>;
-
-  explicit InboxSource(Inbox& inbox) : inbox_(inbox), token_(inbox.queue()) {}
-  virtual ~InboxSource() = default;
-
-  void set_message_handler(Handler h);
-  void set_close_handler(CloseHandler h);
-  void set_ref(bool refed);
-  [[nodiscard]] bool has_ref() const noexcept { return refed_; }
-  // Stops dispatching and drops the handlers; the inbox keeps its messages.
-  // Never allocates.
-  void unbind_from_loop() noexcept;
-  // Takes one message without the loop (receiveMessageOnPort).
-  bool take(Message& out);
-  // Accepted messages not yet delivered (queued or stashed).
-  [[nodiscard]] std::size_t pending() const noexcept {
-    return static_cast<std::size_t>(inbox_.pending_approx()) + (stash_len_ - stash_pos_);
-  }
-  // Schedules a dispatch on the bound loop (e.g. to deliver a close event).
-  void poke();
-  // A post that hands this port to another thread calls prepare_transfer()
-  // before it commits anything (it may throw std::bad_alloc), then
-  // note_transferred() with what that returned: if the port's own handler is
-  // running on this thread, dispatch lets go of the port without touching it
-  // again, and the port leaves with a fresh stash (the handler's message
-  // stays in the old one). Never allocates. A post that then fails may be
-  // retried: the second note needs no stash.
-  [[nodiscard]] std::unique_ptr<Message[]> prepare_transfer() const;
-  void note_transferred(std::unique_ptr<Message[]>& fresh) noexcept;
-
-  // Called through the LoopBinding, on the bound loop's thread.
-  void dispatch(EventLoop& loop);
-  void on_loop_destroyed() noexcept;
-  // The hot poll: kReady when a handler is set and a message waits (stashed
-  // or in the inbox); kGathering while the port lets a batch build (see
-  // batch_gate.h): then it touches no shared line. Never blocks.
-  // When the stash is empty the poll takes what the queue has straight into
-  // it: one read of the producer's queue line per poll, the same as a bare
-  // consumer's try_dequeue_bulk, instead of a look now and a take later.
-  [[nodiscard]] Readiness poll() noexcept {
-    if (!on_message_) return Readiness::kIdle;
-    if (stash_pos_ < stash_len_) return Readiness::kReady;
-    if (!stash_) return inbox_.poll() ? Readiness::kReady : Readiness::kIdle;
-    if (gate_.holding(now_ns)) return Readiness::kGathering;
-    return refill() ? Readiness::kReady : Readiness::kIdle;
-  }
-  void arm_begin() noexcept { inbox_.arm_begin(); }
-  // Armed, or nothing to dispatch without a handler (set_message_handler
-  // schedules the port when one comes). Either way the loop stops polling
-  // the port, which ends its streak (batch_gate.h); when messages wait the
-  // loop was about to park, so a batch has had its time: take it now.
-  [[nodiscard]] bool arm_end() noexcept {
-    const bool quiet = !on_message_ || (stash_pos_ == stash_len_ && inbox_.arm_end());
-    gate_.reset();
-    return quiet;
-  }
-
- protected:
-  Inbox& inbox_;
-  moodycamel::ConsumerToken token_;
-
- private:
-  static constexpr int kBudget = 256;          // messages per dispatch: fairness between sources
-  static constexpr std::uint32_t kBatch = 32;  // taken from the queue at once
-  void bind_if_needed();
-  // Takes the next batch into the (empty) stash; true if it got any. Tells
-  // the gate, which may hold the take after this one (batch_gate.h).
-  bool refill() noexcept {
-    stash_pos_ = 0;
-    stash_len_ = inbox_.take_bulk(token_, stash_.get(), kBatch);
-    gate_.after_take(static_cast<std::uint32_t>(stash_len_), kBatch, now_ns);
-    return stash_len_ != 0;
-  }
-  // All accepted messages delivered (or stashed ones pending) and closed.
-  bool finished() noexcept { return stash_pos_ == stash_len_ && inbox_.finished(); }
-  void update_ref();
-  // Drops on_message_ and ends the batch-building streak; if it is the
-  // handler running on this thread, the running dispatch keeps it alive
-  // until the call returns.
-  void release_message_handler() noexcept;
-
-  EventLoop* loop_ = nullptr;
-  std::shared_ptr<LoopBinding> binding_;  // set while bound to loop_
-  std::shared_ptr<Handler> on_message_;
-  std::shared_ptr<CloseHandler> on_close_;
-  bool refed_ = true;
-  bool close_emitted_ = false;
-  // Taken from the queue in bulk but not yet delivered. Part of the port's
-  // state: it travels with the port and is read first by every take.
-  std::unique_ptr<Message[]> stash_;
-  std::size_t stash_pos_ = 0;
-  std::size_t stash_len_ = 0;
-  // When the next take may come (batch building).
-  BatchGate gate_;
 };
 
 }  // namespace weave::internal

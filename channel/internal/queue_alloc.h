@@ -15,6 +15,11 @@ struct QueueTraits : moodycamel::ConcurrentQueueDefaultTraits {
   static void free(void* p) noexcept;
 };
 
+// Allocations the message queues made so far in the process (blocks, block
+// indexes, producers), for tests that check what a pattern of use costs. Any
+// thread. Never blocks. Never allocates.
+[[nodiscard]] std::size_t queue_allocation_count_approx() noexcept;
+
 // While one lives, every allocation a message queue makes on the calling
 // thread fails: a post that needs a new block (or a bigger block index)
 // reports kOutOfMemory. Nests. For tests. Never allocates.
