@@ -202,10 +202,18 @@ class Inbox {
   // delivered, later ones fail. Costs a heavy barrier. Never blocks for long
   // (see wait_for_publish).
   void close_from_consumer() noexcept {
-    if (ctrl_.fetch_or(kClosedByConsumer, std::memory_order_acq_rel) & kClosedByConsumer) return;
-    heavy_barrier();  // the slow side of the handshake (see top)
-    for (int spins = 0; posting_.load(std::memory_order_acquire) != 0; ++spins) {
-      wait_for_publish(spins);
+    const std::uint32_t was = ctrl_.fetch_or(kClosedByConsumer, std::memory_order_acq_rel);
+    if (was & kClosedByConsumer) return;
+    // A producer that closed did so after its last post, and our acquire
+    // read of its kClosedByProducer (a release RMW) shows that post's
+    // posting_ = 0 and its count: nothing can race, so no barrier (a
+    // worker's exit closes both sides, and the second closer skips one
+    // membarrier). Only a port's single producer ever sets that flag.
+    if (!(was & kClosedByProducer)) {
+      heavy_barrier();  // the slow side of the handshake (see top)
+      for (int spins = 0; posting_.load(std::memory_order_acquire) != 0; ++spins) {
+        wait_for_publish(spins);
+      }
     }
     limit_ = posted_.load(std::memory_order_acquire);
   }
