@@ -35,6 +35,7 @@
 #include <cassert>
 #include <climits>
 #include <condition_variable>
+#include <cstdio>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -49,6 +50,7 @@
 #include "loop/internal/clock.h"
 #include "loop/internal/sources.h"
 #include "pool/internal/histogram.h"
+#include "pool/internal/inspect.h"
 #include "pool/internal/ticks.h"
 #include "workers/arena.h"
 #include "workers/internal/pool_hooks.h"
@@ -237,7 +239,6 @@ struct alignas(kFalseSharingSpan) WorkerSlot {
   // would be a cycle: the source holds the slot).
   class PoolSource* source = nullptr;
   LoopCore* loop_core = nullptr;  // set before the slot can be listed idle
-  std::size_t in_flight_count = 0;
   // Single-writer counters and histograms, read by metrics().
   Counts counts;
   std::atomic<std::uint64_t> started{0};
@@ -252,6 +253,11 @@ struct alignas(kFalseSharingSpan) WorkerSlot {
   // supervisor: never held across user code, except the task's own
   // std::stop_callbacks, which a cancellation runs under it.
   SpinLock mu;
+  // The tasks this worker started and has not finished (deferred ones
+  // included). Only the worker adds or removes (and the supervisor takes the
+  // list once the worker's thread has ended), so the worker reads its size
+  // without the lock: how many of its slots are taken, derived, never a
+  // second count that could drift from the list.
   std::vector<TaskRecordRef> in_flight;
   // The stop source of tasks run one at a time; replaced after a cancellation.
   std::stop_source stop;
@@ -271,6 +277,29 @@ struct alignas(kFalseSharingSpan) WorkerSlot {
   std::atomic<int> thread_id{0};
 };
 
+// The pool's accounting, stated once. Every counter only grows. Let
+//   A  = accepted()          tasks accepted by run() (ids handed out, less
+//                            those refused at the door or waiting there)
+//   S  = sum of started      started by a worker (slots, retired, abandoned)
+//   F  = sum of finished     settled by the worker that ran them
+//   SQ = settled_queued      settled before any worker started them
+//                            (cancelled, evicted, timed out, refused after
+//                            admission, dequeued during destroy())
+//   SR = settled_running     settled while running, by someone else (a dead
+//                            or abandoned worker's tasks)
+//   R  = sum of released + released_elsewhere: settled and published
+//   O  = completed + failed + cancelled + timed_out (all Counts) + evicted,
+//        where evicted = rejected - refused (kQueueFull settled after
+//        admission)
+// At every moment:
+//   A = S + SQ + queued          (queued: accepted, waiting for a worker, >= 0)
+//   S = F + SR + running         (running: started and not settled, >= 0)
+//   R <= F + SQ + SR = O         (a settle is counted before it is published)
+// At quiescence (nothing queued, running or being settled; nobody in run()):
+//   A = S + SQ,  S = F + SR,  R = F + SQ + SR = O = A,
+//   no slot has a task in flight, and `bounded` is 0.
+// check_quiescent() checks the quiescent form; debug builds run it at the
+// end of destroy(), and the tests call it through PoolInspector.
 class PoolCore : public std::enable_shared_from_this<PoolCore> {
  public:
   explicit PoolCore(PoolOptions o);
@@ -323,6 +352,10 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   bool post_to_supervisor(Task task) noexcept;
 
   void wait_idle(std::optional<Clock::time_point> deadline);
+  // The accounting invariants at quiescence (see above this class): "" if
+  // they hold, else what differs. The caller makes sure that the pool is
+  // quiescent (drained, nobody submitting). Takes slots_mu.
+  std::string check_quiescent();
   PoolMetrics metrics();
   // The three sums, under slots_mu.
   struct Tally {
@@ -546,7 +579,7 @@ class PoolSource final : public LoopSource {
 
  private:
   [[nodiscard]] bool has_room() const noexcept {
-    return slot_->in_flight_count < pool_->concurrency;
+    return slot_->in_flight.size() < pool_->concurrency;
   }
 
   std::shared_ptr<PoolCore> pool_;
@@ -902,7 +935,6 @@ void PoolSource::run_one(TaskRecord* rec, std::uint64_t& cursor) {
     std::lock_guard<SpinLock> lock(s.mu);
     s.in_flight.emplace_back(rec);
   }
-  ++s.in_flight_count;
   if (p.opt.hooks.on_start) {
     TaskEvent ev{rec->id(), rec->name()};
     ev.thread_id = s.thread_id.load(std::memory_order_relaxed);
@@ -954,16 +986,17 @@ std::uint64_t PoolSource::finish(TaskRecord& rec, std::unique_ptr<TaskError> err
   const std::uint64_t end = ticks();
   (void)p.conclude(rec, std::move(error), s.counts, s.thread_id.load(std::memory_order_relaxed), &s,
                    &s.run_time, /*only_queued=*/false, end);
-  --s.in_flight_count;
   TaskRecordRef keep;
   {
     std::lock_guard<SpinLock> lock(s.mu);
     auto it = std::find_if(s.in_flight.begin(), s.in_flight.end(),
                            [&](const TaskRecordRef& r) { return r.get() == &rec; });
-    if (it != s.in_flight.end()) {
-      keep = std::move(*it);
-      s.in_flight.erase(it);
-    }
+    // Not there: this worker finished the task before (a deferred task that
+    // threw, whose completion reports later). Its slot was freed then, and
+    // the stop source below may belong to another task by now.
+    if (it == s.in_flight.end()) return end;
+    keep = std::move(*it);
+    s.in_flight.erase(it);
     if (p.concurrency == 1 && s.stop.stop_requested()) {
       // The next task gets a fresh token: this one stays requested. (Under
       // the lock a canceller requests it under, and only while the task is
@@ -1010,7 +1043,7 @@ void worker_entry(const std::shared_ptr<PoolCore>& pool, const std::shared_ptr<W
   *timer = loop.set_interval(period, [pool, slot, timer, raw = source.get()] {
     PoolCore& p = *pool;
     WorkerSlot& s = *slot;
-    if (s.in_flight_count != 0 || s.abandoned.load(std::memory_order_relaxed)) return;
+    if (!s.in_flight.empty() || s.abandoned.load(std::memory_order_relaxed)) return;
     const auto idle_for =
         std::chrono::nanoseconds(now_ns() - s.last_active_ns.load(std::memory_order_relaxed));
     if (idle_for < p.opt.idle_timeout) return;
@@ -1343,6 +1376,51 @@ PoolMetrics PoolCore::metrics() {
   return m;
 }
 
+std::string PoolCore::check_quiescent() {
+  const std::uint64_t a = accepted();
+  Tally t;
+  Counts* parts[2] = {&other_counts, &retired_counts};
+  std::uint64_t outcomes = 0;
+  std::size_t in_flight = 0;
+  {
+    std::lock_guard<std::mutex> lock(slots_mu);
+    t = tally_locked();
+    auto add = [&](WorkerSlot& s) {
+      outcomes += s.counts.completed.load() + s.counts.failed.load() + s.counts.cancelled.load() +
+                  s.counts.timed_out.load();
+      std::lock_guard<SpinLock> l(s.mu);
+      in_flight += s.in_flight.size();
+    };
+    for (const auto& s : slots) add(*s);
+    for (const auto& ab : abandoned) add(*ab.first);
+  }
+  for (Counts* c : parts) {
+    outcomes += c->completed.load() + c->failed.load() + c->cancelled.load() + c->timed_out.load();
+  }
+  const std::uint64_t sq = settled_queued.load();
+  const std::uint64_t sr = settled_running.load();
+  const std::uint64_t r = t.released + released_elsewhere.load();
+  const std::uint64_t evicted = rejected.load() - refused.load();
+  std::string out;
+  auto expect = [&out](bool ok, const std::string& what) {
+    if (!ok) out += (out.empty() ? "" : "; ") + what;
+  };
+  auto n = [](std::uint64_t v) { return std::to_string(v); };
+  expect(a == t.started + sq, "accepted " + n(a) + " != started " + n(t.started) +
+                                  " + settled_queued " + n(sq));
+  expect(t.started == t.finished + sr, "started " + n(t.started) + " != finished " +
+                                           n(t.finished) + " + settled_running " + n(sr));
+  expect(r == t.finished + sq + sr, "released " + n(r) + " != finished + settled_queued + "
+                                                            "settled_running " +
+                                        n(t.finished + sq + sr));
+  expect(outcomes + evicted == a,
+         "outcomes " + n(outcomes) + " + evicted " + n(evicted) + " != accepted " + n(a));
+  expect(in_flight == 0, n(in_flight) + " tasks still in flight");
+  expect(bounded.load() == 0, "bounded = " + std::to_string(bounded.load()));
+  expect(at_door.load() == 0, n(at_door.load()) + " callers still in run()");
+  return out;
+}
+
 // --- cancellation ----------------------------------------------------------------------
 
 bool cancel_task(PoolCore& pool, TaskRecord& rec, TaskErrc errc) {
@@ -1602,6 +1680,24 @@ void Pool::destroy() {
   c.wait_idle(Clock::now() + c.opt.cancel_grace);
   (void)c.post_to_supervisor([core = core_] { core->finish_shutdown(); });
   if (c.supervisor_thread.joinable()) c.supervisor_thread.join();
+#ifndef NDEBUG
+  // Closed, every task settled and no worker left: quiescent, unless a let-go
+  // thread is still inside a task (its counters may still move).
+  bool let_go_running = false;
+  {
+    std::lock_guard<std::mutex> lock(c.slots_mu);
+    for (auto& a : c.abandoned) {
+      let_go_running |= a.second.wait_for(std::chrono::seconds(0)) != std::future_status::ready;
+    }
+  }
+  if (!let_go_running) {
+    const std::string report = c.check_quiescent();
+    if (!report.empty()) {
+      std::fprintf(stderr, "weave::Pool: accounting broken at destroy(): %s\n", report.c_str());
+      assert(false && "weave::Pool: accounting invariants broken (see stderr)");
+    }
+  }
+#endif
 }
 
 void Pool::close() noexcept {
@@ -1669,5 +1765,16 @@ TaskFuture<Value> Pool::run(std::string_view task, Value args, RunOptions option
   core_->submit(rec, options, &prepare);
   return TaskFuture<Value>(core_.get(), std::move(rec));
 }
+
+namespace internal {
+
+std::string PoolInspector::accounting_report(Pool& pool) { return pool.core_->check_quiescent(); }
+
+std::size_t PoolInspector::producer_tokens(Pool& pool) {
+  std::lock_guard<std::mutex> lock(pool.core_->tokens_mu);
+  return pool.core_->tokens.size();
+}
+
+}  // namespace internal
 
 }  // namespace weave

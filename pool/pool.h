@@ -80,6 +80,10 @@
 
 namespace weave {
 
+namespace internal {
+struct PoolInspector;
+}  // namespace internal
+
 // What run() does when max_queue tasks already wait.
 enum class QueueFullAction {
   kWait,        // block the caller until there is room (or the task is cancelled,
@@ -256,6 +260,7 @@ class Pool {
   [[nodiscard]] const PoolOptions& options() const noexcept;
 
  private:
+  friend struct internal::PoolInspector;  // tests only: pool/internal/inspect.h
   template <class R>
   TaskFuture<R> submit(internal::TaskRecordRef rec, RunOptions& options) {
     submit_record(rec, options);
