@@ -752,10 +752,18 @@ void PoolCore::submit(const TaskRecordRef& rec, RunOptions& options,
     }
   }
   if (options.signal.stop_possible()) {
+    // The callback holds no reference (the record owns it: a cycle
+    // otherwise), so it takes one first; at zero the record is being
+    // destroyed, and release() is waiting for this callback to return.
     TaskRecord* raw = rec.get();
     rec->signal_callback = std::make_unique<std::stop_callback<std::function<void()>>>(
         options.signal, std::function<void()>([pool = shared_from_this(), raw] {
-          (void)cancel_task(*pool, *raw, TaskErrc::kCancelled);
+          if (!raw->try_add_ref()) return;
+          PoolCore& p = *pool;
+          // If this is the last reference, the record, and this callback
+          // with it, go as `ref` does: nothing runs after it.
+          const TaskRecordRef ref(raw);
+          (void)cancel_task(p, ref, TaskErrc::kCancelled);
         }));
     if (rec->settled()) {  // the signal was already requested
       rec->release();      // the queue's reference: never queued
@@ -773,7 +781,7 @@ void PoolCore::submit(const TaskRecordRef& rec, RunOptions& options,
           TaskRecord* raw = ref.get();
           raw->timeout_timer =
               EventLoop::current().set_timeout(due - Clock::now(), [pool, ref = std::move(ref)] {
-                (void)cancel_task(*pool, *ref, TaskErrc::kTimedOut);
+                (void)cancel_task(*pool, ref, TaskErrc::kTimedOut);
               });
           // The supervisor's life is its keep-alive's, not its timers'.
           raw->timeout_timer.unref();
@@ -1423,7 +1431,8 @@ std::string PoolCore::check_quiescent() {
 
 // --- cancellation ----------------------------------------------------------------------
 
-bool cancel_task(PoolCore& pool, TaskRecord& rec, TaskErrc errc) {
+bool cancel_task(PoolCore& pool, const TaskRecordRef& ref, TaskErrc errc) {
+  TaskRecord& rec = *ref;
   for (;;) {
     const std::uint32_t phase = rec.phase();
     if (phase == TaskRecord::kQueued) {
@@ -1459,10 +1468,8 @@ bool cancel_task(PoolCore& pool, TaskRecord& rec, TaskErrc errc) {
     if (rec.phase() == TaskRecord::kRunning) slot->stop.request_stop();
   }
   if (!slot) return true;
-  TaskRecordRef ref(&rec);
-  rec.add_ref();
   (void)pool.post_to_supervisor(
-      [pool = pool.shared_from_this(), slot = std::move(slot), ref = std::move(ref)]() mutable {
+      [pool = pool.shared_from_this(), slot = std::move(slot), ref]() mutable {
         EventLoop::current()
             .set_timeout(pool->opt.cancel_grace,
                          [pool, slot, ref] {

@@ -120,7 +120,7 @@ class TaskFuture {
   // had settled (or a cancellation was already under way). Any thread. Never
   // blocks. Allocates (a timer, for a running task). Not concurrently with
   // the Pool's destructor (after it, every task has settled: false).
-  bool cancel() { return rec_ && internal::cancel_task(*pool_, *rec_, TaskErrc::kCancelled); }
+  bool cancel() { return rec_ && internal::cancel_task(*pool_, rec_, TaskErrc::kCancelled); }
   // Node's `await`: runs `fn(future)` — settled, so get() does not block —
   // on the calling thread's event loop once the task settles, keeping that
   // loop alive until then. Consumes the future. Any thread (with a loop it

@@ -109,6 +109,16 @@ class TaskRecord {
   }
 
   void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  // add_ref() unless the count already reached zero (the record is being
+  // destroyed: its signal callback may still be running, see release()).
+  // For a holder of a raw pointer that owns no reference. True if it took one.
+  [[nodiscard]] bool try_add_ref() noexcept {
+    std::uint32_t n = refs_.load(std::memory_order_relaxed);
+    do {
+      if (n == 0) return false;
+    } while (!refs_.compare_exchange_weak(n, n + 1, std::memory_order_relaxed));
+    return true;
+  }
   void release() noexcept {
     // acq_rel: the last owner sees every write the others made.
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
@@ -207,9 +217,11 @@ class TypedTaskRecord final : public TaskRecord {
   [[no_unique_address]] std::conditional_t<std::is_void_v<R>, Nothing, std::optional<R>> result_;
 };
 
+class TaskRecordRef;
 // Cancels (errc kCancelled or kTimedOut) a task of `pool`; see
-// TaskFuture::cancel. Any thread.
-bool cancel_task(PoolCore& pool, TaskRecord& rec, TaskErrc errc);
+// TaskFuture::cancel. The caller holds a reference (`rec`), so the record
+// outlives the call and any grace timer it arms. Any thread.
+bool cancel_task(PoolCore& pool, const TaskRecordRef& rec, TaskErrc errc);
 // A TaskError for `errc` (its code string chosen here), with a message.
 std::unique_ptr<TaskError> make_task_error(TaskErrc errc, std::string message,
                                            std::string type_name = {}, std::string code = {});
