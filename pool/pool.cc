@@ -314,9 +314,21 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   // nothing. A failed Status fails the task with kDataClone.
   void submit(const TaskRecordRef& rec, RunOptions& options,
               const std::function<Status()>* prepare);
+  // submit() once the task is admitted: may throw (out of memory), with
+  // `holds_queue_ref` saying whether the queue's reference is still the
+  // caller's to give back.
+  void enqueue_admitted(const TaskRecordRef& rec, RunOptions& options,
+                        const std::function<Status()>* prepare, Clock::time_point submitted,
+                        bool& holds_queue_ref);
   // Settles a task that is not accepted (closed, full, unknown name, a
   // transfer list it cannot take): counted as rejected, not as submitted.
-  void refuse_at_door(TaskRecord& rec, TaskErrc errc, const std::string& message);
+  void refuse_at_door(TaskRecord& rec, std::unique_ptr<TaskError> error) noexcept;
+  // Gives `rec` its id (next_id: also the count of tasks accepted, see the
+  // invariants), unless it has one.
+  void take_id(TaskRecord& rec) noexcept;
+  // Admission (closed, max_queue and queue_full): true if `rec` is accepted;
+  // otherwise it has been refused or settled.
+  bool admit(const TaskRecordRef& rec, RunOptions& options, Clock::time_point submitted);
   void wake_or_grow() noexcept;
 
   // --- settling ------------------------------------------------------------------------
@@ -652,20 +664,61 @@ bool PoolCore::post_to_supervisor(Task task) noexcept {
   }
 }
 
-void PoolCore::refuse_at_door(TaskRecord& rec, TaskErrc errc, const std::string& message) {
-  (void)rec.settle(make_task_error(errc, message));
+void PoolCore::refuse_at_door(TaskRecord& rec, std::unique_ptr<TaskError> error) noexcept {
+  take_id(rec);
+  (void)rec.settle(std::move(error));
   rec.drop_payload();
   rec.release();  // the queue's reference: never queued
   rejected.fetch_add(1, std::memory_order_relaxed);
   refused.fetch_add(1, std::memory_order_seq_cst);
 }
 
+void PoolCore::take_id(TaskRecord& rec) noexcept {
+  if (rec.id() == 0) rec.set_id(next_id.fetch_add(1, std::memory_order_relaxed));
+}
+
 void PoolCore::submit(const TaskRecordRef& rec, RunOptions& options,
                       const std::function<Status()>* prepare) {
+  // The id first: from here on the task counts as accepted until refused,
+  // and every path below either refuses or settles it, exceptions included.
+  take_id(*rec);
   rec->queued_ticks = ticks();
   // Deadlines are on steady_clock; read only when the task has one.
   const Clock::time_point submitted = options.timeout ? Clock::now() : Clock::time_point{};
-  auto refuse = [&](TaskErrc errc, std::string message) { refuse_at_door(*rec, errc, message); };
+  bool admitted = false;
+  bool holds_queue_ref = true;  // the queue's reference, until handed over or given back
+  try {
+    if (!admit(rec, options, submitted)) return;
+    // Accepted: every path settles the task through conclude(), an
+    // exception included (out of memory cloning the args, making the stop
+    // callback or a producer token): run() never throws for a task.
+    admitted = true;
+    enqueue_admitted(rec, options, prepare, submitted, holds_queue_ref);
+  } catch (...) {
+    std::string what = "weave::Pool: run() failed";
+    try {
+      throw;
+    } catch (const std::exception& e) {
+      what += ": ";
+      what += e.what();
+    } catch (...) {
+    }
+    std::unique_ptr<TaskError> error =
+        make_task_error(TaskErrc::kThrew, std::move(what), current_exception_type_name());
+    if (!admitted) {
+      refuse_at_door(*rec, std::move(error));
+      return;
+    }
+    (void)settle_queued(*rec, std::move(error));
+    if (holds_queue_ref) rec->release();
+  }
+}
+
+bool PoolCore::admit(const TaskRecordRef& rec, RunOptions& options, Clock::time_point submitted) {
+  auto refuse = [&](TaskErrc errc, const std::string& message) {
+    refuse_at_door(*rec, make_task_error(errc, message));
+    return false;
+  };
   if (closed.load(std::memory_order_acquire)) {
     return refuse(TaskErrc::kPoolClosed, "weave::Pool: the pool is closed");
   }
@@ -683,7 +736,12 @@ void PoolCore::submit(const TaskRecordRef& rec, RunOptions& options,
       if (opt.on_queue_full) {
         const auto waiting = static_cast<std::size_t>(
             std::max<std::int64_t>(0, n - static_cast<std::int64_t>(max_threads * concurrency)));
-        action = opt.on_queue_full(QueueFullInfo{rec->id(), rec->name(), waiting, opt.max_queue});
+        try {
+          action =
+              opt.on_queue_full(QueueFullInfo{rec->id(), rec->name(), waiting, opt.max_queue});
+        } catch (...) {
+          action = QueueFullAction::kReject;  // a throwing callback refuses the task
+        }
       }
       if (action == QueueFullAction::kReject) {
         return refuse(TaskErrc::kQueueFull, "weave::Pool: the queue is full (max_queue = " +
@@ -729,20 +787,28 @@ void PoolCore::submit(const TaskRecordRef& rec, RunOptions& options,
         (void)settle_queued(*rec,
                             cancelled_error(stopped ? TaskErrc::kCancelled : TaskErrc::kTimedOut));
         rec->release();  // the queue's reference: never queued
-        return;
+        return false;
       }
       n = bounded.load(std::memory_order_relaxed);
     }
   }
 
-  // Accepted: from here on, every path settles through conclude().
+  return true;
+}
+
+void PoolCore::enqueue_admitted(const TaskRecordRef& rec, RunOptions& options,
+                                const std::function<Status()>* prepare,
+                                Clock::time_point submitted, bool& holds_queue_ref) {
+  auto give_back_queue_ref = [&] {
+    holds_queue_ref = false;
+    rec->release();  // never queued
+  };
   if (prepare) {
     if (Status st = (*prepare)(); !st) {
       (void)settle_queued(*rec,
                           make_task_error(TaskErrc::kDataClone,
                                           "weave::Pool: the args cannot be sent: " + st.message()));
-      rec->release();  // the queue's reference: never queued
-      return;
+      return give_back_queue_ref();
     }
   }
   if (opt.hooks.on_queue) {
@@ -765,10 +831,7 @@ void PoolCore::submit(const TaskRecordRef& rec, RunOptions& options,
           const TaskRecordRef ref(raw);
           (void)cancel_task(p, ref, TaskErrc::kCancelled);
         }));
-    if (rec->settled()) {  // the signal was already requested
-      rec->release();      // the queue's reference: never queued
-      return;
-    }
+    if (rec->settled()) return give_back_queue_ref();  // the signal was already requested
   }
   if (options.timeout) {
     rec->timed = true;
@@ -789,12 +852,13 @@ void PoolCore::submit(const TaskRecordRef& rec, RunOptions& options,
       // The supervisor is gone (destroy() ran meanwhile): settle below.
     }
   }
-  if (!queue.enqueue(producer_token(), rec.get())) {  // hands the queue its reference
-    rec->release();
+  moodycamel::ProducerToken& token = producer_token();
+  if (!queue.enqueue(token, rec.get())) {
     (void)settle_queued(
         *rec, make_task_error(TaskErrc::kThrew, "weave::Pool: out of memory", "std::bad_alloc"));
-    return;
+    return give_back_queue_ref();
   }
+  holds_queue_ref = false;  // the queue has it now
   // destroy() may have drained the queue just before this enqueue.
   if (destroying.load(std::memory_order_seq_cst)) cancel_queued_all();
   wake_or_grow();
@@ -1603,8 +1667,7 @@ namespace {
 // A task found by name: its body clones the args in (prepare) and the result out.
 class NamedTaskRecord final : public internal::TaskRecord {
  public:
-  NamedTaskRecord(std::uint64_t id, std::string_view name, TaskFunction fn)
-      : TaskRecord(id, name), fn_(fn) {}
+  NamedTaskRecord(std::string_view name, TaskFunction fn) : TaskRecord(name), fn_(fn) {}
   void invoke(TaskContext& ctx) override {
     Value r = fn_(ctx, std::move(args_));
     args_ = Value();
@@ -1734,20 +1797,16 @@ std::size_t Pool::queue_size_approx() const noexcept { return core_->queue_size(
 
 const PoolOptions& Pool::options() const noexcept { return core_->opt; }
 
-std::uint64_t Pool::next_task_id() noexcept {
-  return core_->next_id.fetch_add(1, std::memory_order_relaxed);
-}
-
 void Pool::submit_record(const internal::TaskRecordRef& rec, RunOptions& options) {
   core_->submit(rec, options, nullptr);
 }
 
 TaskFuture<Value> Pool::run(std::string_view task, Value args, RunOptions options) {
   auto [name, fn] = lookup_task(task);
-  auto* named = new NamedTaskRecord(next_task_id(), name, fn);
+  auto* named = new NamedTaskRecord(name, fn);
   internal::TaskRecordRef rec(named);
   auto fail_now = [&](TaskErrc errc, const std::string& message) {
-    core_->refuse_at_door(*rec, errc, message);
+    core_->refuse_at_door(*rec, internal::make_task_error(errc, message));
     return TaskFuture<Value>(core_.get(), std::move(rec));
   };
   if (!fn) {

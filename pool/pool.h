@@ -267,7 +267,6 @@ class Pool {
     return TaskFuture<R>(core_.get(), std::move(rec));
   }
   void submit_record(const internal::TaskRecordRef& rec, RunOptions& options);
-  [[nodiscard]] std::uint64_t next_task_id() noexcept;
 
   std::shared_ptr<internal::PoolCore> core_;
 };
@@ -295,7 +294,7 @@ requires(!std::is_convertible_v<F, std::string_view>) auto Pool::run(F&& fn, Run
   static_assert(std::is_void_v<R> || std::is_move_constructible_v<R>,
                 "weave::Pool::run: the callable's result must be move-constructible");
   internal::TaskRecordRef rec(
-      new internal::TypedTaskRecord<R, decltype(body)>(next_task_id(), "", std::move(body)));
+      new internal::TypedTaskRecord<R, decltype(body)>("", std::move(body)));
   return submit<R>(std::move(rec), options);
 }
 

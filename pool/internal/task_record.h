@@ -49,13 +49,16 @@ class TaskRecord {
   static constexpr std::uint32_t kThen = 16;
 
   // Starts with two references: the caller's future and the queue's (a
-  // task that is never queued gives the second back).
-  TaskRecord(std::uint64_t id, std::string_view name) noexcept : id_(id), name_(name) {}
+  // task that is never queued gives the second back), and no id: the pool
+  // gives it one as run() accepts or refuses it.
+  explicit TaskRecord(std::string_view name) noexcept : name_(name) {}
   TaskRecord(const TaskRecord&) = delete;
   TaskRecord& operator=(const TaskRecord&) = delete;
   virtual ~TaskRecord();
 
   [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
+  // By the pool, before the record is shared with another thread.
+  void set_id(std::uint64_t id) noexcept { id_ = id; }
   [[nodiscard]] std::string_view name() const noexcept { return name_; }
   [[nodiscard]] std::uint32_t phase() const noexcept {
     return state_.load(std::memory_order_acquire) & kPhaseMask;
@@ -146,7 +149,7 @@ class TaskRecord {
  private:
   mutable std::atomic<std::uint32_t> state_{kQueued};
   std::atomic<std::uint32_t> refs_{2};
-  const std::uint64_t id_;
+  std::uint64_t id_ = 0;
   const std::string_view name_;  // static storage (the task registry), or ""
   std::unique_ptr<TaskError> error_;
   // The continuation (then()), allocated only when one is installed:
@@ -191,8 +194,7 @@ class TaskRecordRef {
 template <class R, class Fn>
 class TypedTaskRecord final : public TaskRecord {
  public:
-  TypedTaskRecord(std::uint64_t id, std::string_view name, Fn fn)
-      : TaskRecord(id, name), fn_(std::move(fn)) {}
+  TypedTaskRecord(std::string_view name, Fn fn) : TaskRecord(name), fn_(std::move(fn)) {}
   void invoke(TaskContext& ctx) override {
     if constexpr (std::is_void_v<R>) {
       (*fn_)(ctx);
