@@ -41,6 +41,7 @@
 #include <thread>
 
 #include "atomics/atomics.h"
+#include "base/deadline.h"
 #include "atomics/internal/barrier.h"
 #include "atomics/internal/cache_line.h"
 #include "atomics/internal/counter.h"
@@ -103,7 +104,12 @@ bool TaskRecord::wait(std::optional<std::chrono::nanoseconds> timeout) const {
     if (settled()) return true;
     cpu_relax();
   }
-  const auto deadline = timeout ? std::optional(Clock::now() + *timeout) : std::nullopt;
+  // A forever timeout (or one whose deadline would overflow) waits without one.
+  std::optional<Clock::time_point> deadline;
+  if (timeout) {
+    const Clock::time_point d = deadline_after(Clock::now(), *timeout);
+    if (!is_forever(d)) deadline = d;
+  }
   for (;;) {
     std::uint32_t s = state_.load(std::memory_order_acquire);
     if ((s & kPhaseMask) == kSettled) return true;
@@ -364,6 +370,12 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   bool post_to_supervisor(Task task) noexcept;
 
   void wait_idle(std::optional<Clock::time_point> deadline);
+  // now + d, or nullopt for a forever `d` (base/deadline.h).
+  static std::optional<Clock::time_point> deadline_in(Clock::duration d) noexcept {
+    const Clock::time_point t = deadline_after(Clock::now(), d);
+    if (is_forever(t)) return std::nullopt;
+    return t;
+  }
   // The accounting invariants at quiescence (see above this class): "" if
   // they hold, else what differs. The caller makes sure that the pool is
   // quiescent (drained, nobody submitting). Takes slots_mu.
@@ -489,12 +501,17 @@ PoolOptions validated(PoolOptions o) {
             std::to_string(PoolOptions::kMaxConcurrentTasks) + "; got " +
             std::to_string(o.concurrent_tasks_per_worker));
   }
-  if (o.idle_timeout < std::chrono::milliseconds(1)) {
-    invalid("options.idle_timeout must be at least 1 ms");
-  }
-  if (o.cancel_grace < std::chrono::milliseconds(1)) {
-    invalid("options.cancel_grace must be at least 1 ms");
-  }
+  // Duration options: from 1 ms up; anything from ~100 years up is
+  // weave::kForever (base/deadline.h), the spelling for "never".
+  auto check_duration = [](Clock::duration& d, const char* name, const char* forever) {
+    if (d < std::chrono::milliseconds(1)) {
+      invalid(std::string("options.") + name + " must be at least 1 ms, or weave::kForever (" +
+              forever + "); got " + std::to_string(d.count()) + " ns");
+    }
+    if (is_forever(d)) d = kForever;
+  };
+  check_duration(o.idle_timeout, "idle_timeout", "never retire");
+  check_duration(o.cancel_grace, "cancel_grace", "never replace a worker");
   if (o.name.size() + 16 > WorkerOptions::kMaxNameBytes || o.name.find('\0') != std::string::npos) {
     invalid("options.name must be at most " + std::to_string(WorkerOptions::kMaxNameBytes - 16) +
             " bytes with no NUL byte");
@@ -683,6 +700,8 @@ void PoolCore::submit(const TaskRecordRef& rec, RunOptions& options,
   // and every path below either refuses or settles it, exceptions included.
   take_id(*rec);
   rec->queued_ticks = ticks();
+  // kForever (or anything at least ~100 years): no limit, as if unset.
+  if (options.timeout && is_forever(*options.timeout)) options.timeout.reset();
   // Deadlines are on steady_clock; read only when the task has one.
   const Clock::time_point submitted = options.timeout ? Clock::now() : Clock::time_point{};
   bool admitted = false;
@@ -835,7 +854,7 @@ void PoolCore::enqueue_admitted(const TaskRecordRef& rec, RunOptions& options,
   }
   if (options.timeout) {
     rec->timed = true;
-    const Clock::time_point due = submitted + *options.timeout;
+    const Clock::time_point due = deadline_after(submitted, *options.timeout);
     TaskRecordRef ref = rec;
     if (!post_to_supervisor([pool = shared_from_this(), ref = std::move(ref), due]() mutable {
           if (ref->settled()) return;
@@ -1105,7 +1124,7 @@ void worker_entry(const std::shared_ptr<PoolCore>& pool, const std::shared_ptr<W
   slot->last_active_ns.store(now_ns(), std::memory_order_relaxed);
   internal::LoopSources::add(loop, source, /*refed=*/true);
   internal::LoopSources::mark_hot(loop, source.get());
-  if (pool->min_threads == pool->max_threads) return;
+  if (pool->min_threads == pool->max_threads || is_forever(pool->opt.idle_timeout)) return;
   // Retirement: checked a few times per idle_timeout; unref'd, so it never
   // keeps the worker up by itself.
   const auto period = std::max<Clock::duration>(
@@ -1531,7 +1550,8 @@ bool cancel_task(PoolCore& pool, const TaskRecordRef& ref, TaskErrc errc) {
     std::lock_guard<SpinLock> l(slot->mu);
     if (rec.phase() == TaskRecord::kRunning) slot->stop.request_stop();
   }
-  if (!slot) return true;
+  // No grace timer without a worker to replace, or with a grace of kForever.
+  if (!slot || is_forever(pool.opt.cancel_grace)) return true;
   (void)pool.post_to_supervisor(
       [pool = pool.shared_from_this(), slot = std::move(slot), ref]() mutable {
         EventLoop::current()
@@ -1747,7 +1767,7 @@ void Pool::destroy() {
   if (!first) return;
   c.cancel_queued_all();
   (void)c.post_to_supervisor([core = core_] { core->begin_shutdown(); });
-  c.wait_idle(Clock::now() + c.opt.cancel_grace);
+  c.wait_idle(c.deadline_in(c.opt.cancel_grace));
   (void)c.post_to_supervisor([core = core_] { core->finish_shutdown(); });
   if (c.supervisor_thread.joinable()) c.supervisor_thread.join();
 #ifndef NDEBUG
@@ -1783,7 +1803,7 @@ bool Pool::closed() const noexcept { return core_->closed.load(std::memory_order
 void Pool::drain() { core_->wait_idle(std::nullopt); }
 
 bool Pool::drain_for(Clock::duration d) {
-  core_->wait_idle(Clock::now() + d);
+  core_->wait_idle(core_->deadline_in(d));
   return core_->unreleased() == 0;
 }
 

@@ -134,7 +134,7 @@ struct PoolOptions {
   std::optional<std::size_t> min_threads;
   std::optional<std::size_t> max_threads;
   // A worker above min_threads that had no task for this long retires.
-  // At least 1 ms.
+  // At least 1 ms; weave::kForever (or anything from ~100 years): never.
   Clock::duration idle_timeout = std::chrono::seconds(1);
   // Tasks one worker holds at once: more than 1 only helps tasks that
   // defer() (wait on their loop). Between 1 and kMaxConcurrentTasks.
@@ -146,7 +146,9 @@ struct PoolOptions {
   // replaces queue_full for that task.
   std::function<QueueFullAction(const QueueFullInfo&)> on_queue_full;
   // How long a running task has to return after its stop token was
-  // requested before its worker is replaced. At least 1 ms.
+  // requested before its worker is replaced. At least 1 ms; weave::kForever
+  // (or anything from ~100 years): never (then destroy() waits for such a
+  // task too).
   Clock::duration cancel_grace = std::chrono::milliseconds(100);
   // For every worker: its limits (an arena cap ends the worker that passes
   // it, see above), worker_data (cloned into each; no transfer list) and env.
@@ -165,7 +167,8 @@ struct RunOptions {
   // Piscina's `signal`: a stop request on it cancels the task.
   std::stop_token signal;
   // Cancels the task this long after run() (queued or running); it then
-  // fails with kTimedOut. Unset: no limit.
+  // fails with kTimedOut. Unset or weave::kForever (anything from ~100
+  // years, base/deadline.h): no limit. At or below zero: at once.
   std::optional<Clock::duration> timeout;
   // Buffers of a named task's args to move rather than copy (detached here
   // once accepted). Ports are not accepted here: a task's ports would
@@ -219,7 +222,7 @@ class Pool {
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
   // destroy(). Returns within about cancel_grace even if tasks ignore their
-  // stop tokens. May block.
+  // stop tokens (unless cancel_grace is kForever). May block.
   ~Pool();
 
   // Runs the task registered as `task` with `args`. Never throws for the

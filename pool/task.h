@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/deadline.h"
 #include "channel/array_buffer.h"
 #include "channel/value.h"
 #include "pool/internal/task_record.h"
@@ -92,14 +93,21 @@ class TaskFuture {
   [[nodiscard]] bool ready() const noexcept { return rec_->settled(); }
   // Waits until it settles. May block. Never allocates.
   void wait() const { rec_->wait(std::nullopt); }
-  // Waits at most `d` / until `t`; true once settled. May block.
+  // Waits at most `d` / until `t`; true once settled. A `d` of weave::kForever
+  // (anything from ~100 years, base/deadline.h) or a `t` of time_point::max()
+  // waits without a limit; one at or below zero only checks. May block.
   template <class Rep, class Period>
   bool wait_for(std::chrono::duration<Rep, Period> d) const {
-    return rec_->wait(std::chrono::duration_cast<std::chrono::nanoseconds>(d));
+    if (is_forever(d)) return rec_->wait(std::nullopt);
+    if (!(d > std::chrono::duration<Rep, Period>::zero())) return rec_->wait(std::chrono::nanoseconds(0));
+    return rec_->wait(std::chrono::ceil<std::chrono::nanoseconds>(d));
   }
   template <class Clock, class Duration>
   bool wait_until(std::chrono::time_point<Clock, Duration> t) const {
-    return wait_for(t - Clock::now());
+    if (t == std::chrono::time_point<Clock, Duration>::max()) return rec_->wait(std::nullopt);
+    const auto now = Clock::now();
+    if (t <= now) return wait_for(std::chrono::nanoseconds(0));
+    return wait_for(t - now);
   }
   // Waits, then returns the result (moved out: call it once) or throws the
   // TaskError. May block.
