@@ -53,6 +53,7 @@
 #include "pool/internal/histogram.h"
 #include "pool/internal/inspect.h"
 #include "pool/internal/ticks.h"
+#include "base/internal/scope_exit.h"
 #include "workers/arena.h"
 #include "workers/internal/pool_hooks.h"
 
@@ -274,6 +275,10 @@ struct alignas(kFalseSharingSpan) WorkerSlot {
   std::atomic<bool> retiring{false};
   // Written under the pool's idle lock; read without it as a hint.
   std::atomic<bool> listed_idle{false};
+  // The worker is inside PoolSource::dispatch (it may start a task): its
+  // side of the handshake with finish_shutdown(), which lets a worker go
+  // rather than join it unless this is false and nothing is in flight.
+  std::atomic<bool> dispatching{false};
 
   // --- the supervisor ------------------------------------------------------------------
   std::optional<Worker> worker;
@@ -304,14 +309,31 @@ struct alignas(kFalseSharingSpan) WorkerSlot {
 // At quiescence (nothing queued, running or being settled; nobody in run()):
 //   A = S + SQ,  S = F + SR,  R = F + SQ + SR = O = A,
 //   no slot has a task in flight, and `bounded` is 0.
-// check_quiescent() checks the quiescent form; debug builds run it at the
-// end of destroy(), and the tests call it through PoolInspector.
+// check_quiescent() checks the quiescent form; debug builds run it as the
+// core is destroyed, and the tests call it through PoolInspector.
 class PoolCore : public std::enable_shared_from_this<PoolCore> {
  public:
   explicit PoolCore(PoolOptions o);
   ~PoolCore() {
+    // Nothing should be left, but a task that slipped in after destroy()
+    // still settles: its caller may be waiting on it.
     TaskRecord* rec = nullptr;
-    while (queue.try_dequeue(rec)) rec->release();
+    while (queue.try_dequeue(rec)) {
+      try {
+        (void)settle_queued(*rec, cancelled_error(TaskErrc::kCancelled));
+      } catch (...) {
+      }
+      rec->release();
+    }
+#ifndef NDEBUG
+    // The one moment the pool is quiescent for sure: no run() in progress
+    // (the Pool is gone), no worker thread left (each holds the core).
+    const std::string report = check_quiescent();
+    if (!report.empty()) {
+      std::fprintf(stderr, "weave::Pool: accounting invariants broken: %s\n", report.c_str());
+      assert(false && "weave::Pool: accounting invariants broken (see stderr)");
+    }
+#endif
   }
 
   // --- submission (any thread) ----------------------------------------------------------
@@ -878,8 +900,15 @@ void PoolCore::enqueue_admitted(const TaskRecordRef& rec, RunOptions& options,
     return give_back_queue_ref();
   }
   holds_queue_ref = false;  // the queue has it now
-  // destroy() may have drained the queue just before this enqueue.
-  if (destroying.load(std::memory_order_seq_cst)) cancel_queued_all();
+  // destroy() may have drained the queue just before this enqueue: its
+  // store of `destroying`, heavy_barrier() and cancel_queued_all() against
+  // this enqueue, light_barrier() and load. Either it sees the task, or
+  // this sees it destroying.
+  light_barrier();
+  if (destroying.load(std::memory_order_relaxed)) {
+    cancel_queued_all();
+    return;
+  }
   wake_or_grow();
 }
 
@@ -992,6 +1021,13 @@ void PoolSource::dispatch(EventLoop& loop) {
   if (s.listed_idle.load(std::memory_order_relaxed)) {
     p.unlist_idle(s);  // woken some other way than through the idle list
   }
+  // The fast side of the handshake with finish_shutdown(): this store,
+  // light_barrier(), the loads of `destroying` (in run_one) against its
+  // heavy_barrier() and load of `dispatching`. Either it sees this worker
+  // dispatching, or every task this batch takes settles as cancelled.
+  s.dispatching.store(true, std::memory_order_relaxed);
+  ScopeExit done{[&s]() noexcept { s.dispatching.store(false, std::memory_order_release); }};
+  light_barrier();
   // One clock read per task: a task's start is the previous one's end.
   std::uint64_t cursor = 0;
   // A bounded batch, so the loop's timers and other sources get their turn.
@@ -1011,6 +1047,13 @@ void PoolSource::dispatch(EventLoop& loop) {
 void PoolSource::run_one(TaskRecord* rec, std::uint64_t& cursor) {
   WorkerSlot& s = *slot_;
   PoolCore& p = *pool_;
+  if (p.destroying.load(std::memory_order_relaxed)) {
+    // destroy() is under way: a task taken now never starts (its stop
+    // source might never be requested, and the worker is about to end).
+    (void)p.settle_queued(*rec, cancelled_error(TaskErrc::kCancelled));
+    rec->release();  // the queue's reference
+    return;
+  }
   rec->slot = &s;
   const bool own_stop = p.concurrency > 1;
   if (own_stop) rec->stop = std::stop_source();
@@ -1088,7 +1131,10 @@ std::uint64_t PoolSource::finish(TaskRecord& rec, std::unique_ptr<TaskError> err
     if (it == s.in_flight.end()) return end;
     keep = std::move(*it);
     s.in_flight.erase(it);
-    if (p.concurrency == 1 && s.stop.stop_requested()) {
+    // Not once destroy() is under way: its request on the worker's source
+    // must stay for any task that still starts.
+    if (p.concurrency == 1 && s.stop.stop_requested() &&
+        !p.destroying.load(std::memory_order_acquire)) {
       // The next task gets a fresh token: this one stays requested. (Under
       // the lock a canceller requests it under, and only while the task is
       // still running, i.e. before the claim above: no request can land on
@@ -1314,15 +1360,32 @@ void PoolCore::finish_shutdown() {
     std::lock_guard<std::mutex> lock(slots_mu);
     all = slots;
   }
+  // The slow side of the handshake with dispatch(): `destroying` was
+  // stored before this ran; a worker not seen dispatching now starts no task.
+  heavy_barrier();
+  // A hot worker passes through dispatch() on every loop turn, briefly: give
+  // it a moment to be seen outside it.
+  const Clock::time_point settle_by =
+      deadline_after(Clock::now(), std::min<Clock::duration>(opt.cancel_grace, std::chrono::milliseconds(50)));
   for (const auto& slot : all) {
-    // Stuck: a task of it is still unsettled after the grace period. (A
-    // settled one may still be on the list for a moment: its worker is
-    // finishing it, and will stop at once.)
+    // Provably idle, or let go: joining a worker that may be inside a task
+    // could wait for as long as the task ignores its token. Busy: a task of
+    // it is still unsettled after the grace period (a settled one may still
+    // be on the list for a moment: its worker is finishing it), or it stays
+    // inside dispatch(), where it may be starting one.
     bool busy = false;
-    {
-      std::lock_guard<SpinLock> lock(slot->mu);
-      busy = std::any_of(slot->in_flight.begin(), slot->in_flight.end(),
-                         [](const TaskRecordRef& r) { return !r->settled(); });
+    for (;;) {
+      {
+        std::lock_guard<SpinLock> lock(slot->mu);
+        busy = std::any_of(slot->in_flight.begin(), slot->in_flight.end(),
+                           [](const TaskRecordRef& r) { return !r->settled(); });
+      }
+      if (busy || !slot->dispatching.load(std::memory_order_acquire)) break;
+      if (Clock::now() >= settle_by) {
+        busy = true;
+        break;
+      }
+      std::this_thread::yield();
     }
     if (busy) {
       abandon(slot, nullptr);  // stuck past the grace period: let it go
@@ -1765,29 +1828,14 @@ void Pool::destroy() {
   const bool first = !c.destroying.exchange(true, std::memory_order_seq_cst);
   close();
   if (!first) return;
+  // The slow side of the handshake with a run() that passed the closed
+  // check (see enqueue_admitted): it sees `destroying`, or this sees its task.
+  internal::heavy_barrier();
   c.cancel_queued_all();
   (void)c.post_to_supervisor([core = core_] { core->begin_shutdown(); });
   c.wait_idle(c.deadline_in(c.opt.cancel_grace));
   (void)c.post_to_supervisor([core = core_] { core->finish_shutdown(); });
   if (c.supervisor_thread.joinable()) c.supervisor_thread.join();
-#ifndef NDEBUG
-  // Closed, every task settled and no worker left: quiescent, unless a let-go
-  // thread is still inside a task (its counters may still move).
-  bool let_go_running = false;
-  {
-    std::lock_guard<std::mutex> lock(c.slots_mu);
-    for (auto& a : c.abandoned) {
-      let_go_running |= a.second.wait_for(std::chrono::seconds(0)) != std::future_status::ready;
-    }
-  }
-  if (!let_go_running) {
-    const std::string report = c.check_quiescent();
-    if (!report.empty()) {
-      std::fprintf(stderr, "weave::Pool: accounting broken at destroy(): %s\n", report.c_str());
-      assert(false && "weave::Pool: accounting invariants broken (see stderr)");
-    }
-  }
-#endif
 }
 
 void Pool::close() noexcept {
