@@ -99,7 +99,8 @@ class TaskFuture {
   template <class Rep, class Period>
   bool wait_for(std::chrono::duration<Rep, Period> d) const {
     if (is_forever(d)) return rec_->wait(std::nullopt);
-    if (!(d > std::chrono::duration<Rep, Period>::zero())) return rec_->wait(std::chrono::nanoseconds(0));
+    if (!(d > std::chrono::duration<Rep, Period>::zero()))
+      return rec_->wait(std::chrono::nanoseconds(0));
     return rec_->wait(std::chrono::ceil<std::chrono::nanoseconds>(d));
   }
   template <class Clock, class Duration>

@@ -227,5 +227,7 @@ bool cancel_task(PoolCore& pool, const TaskRecordRef& rec, TaskErrc errc);
 // A TaskError for `errc` (its code string chosen here), with a message.
 std::unique_ptr<TaskError> make_task_error(TaskErrc errc, std::string message,
                                            std::string type_name = {}, std::string code = {});
+// The error of a task cancelled (kCancelled) or timed out (kTimedOut).
+std::unique_ptr<TaskError> cancelled_error(TaskErrc why);
 
 }  // namespace weave::internal

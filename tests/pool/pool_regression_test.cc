@@ -116,7 +116,8 @@ void signal_cancel_races_completion(int tasks) {
   }
   ASSERT_TRUE(pool.drain_for(kHangGuard));
   const PoolMetrics m = pool.metrics();
-  EXPECT_EQ(m.submitted, static_cast<std::uint64_t>((tasks + kPerRound - 1) / kPerRound * kPerRound));
+  EXPECT_EQ(m.submitted,
+            static_cast<std::uint64_t>((tasks + kPerRound - 1) / kPerRound * kPerRound));
   EXPECT_EQ(m.completed + m.cancelled, m.submitted);
   EXPECT_EQ(m.queue_size, 0u);
   EXPECT_EQ(m.running, 0u);
@@ -198,7 +199,8 @@ TEST_F(PoolRegressionTest, TimeoutOfForeverNeverTimesTheTaskOut) {
 TEST_F(PoolRegressionTest, WaitForTheLongestDurationWaitsUntilTheTaskSettles) {
   Pool pool(fixed(1));
   auto release = std::make_shared<Gate>();
-  TaskFuture<int> f = pool.run([release](std::stop_token st) { return release->wait(st) ? 5 : -1; });
+  TaskFuture<int> f =
+      pool.run([release](std::stop_token st) { return release->wait(st) ? 5 : -1; });
   const pid_t me = current_tid();
   std::thread opener([&] {
     // Once this thread sleeps in wait_for, the task may end.
