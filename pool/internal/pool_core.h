@@ -156,7 +156,7 @@ struct alignas(kFalseSharingSpan) WorkerSlot {
 //   R <= F + SQ + SR = O         (a settle is counted before it is published)
 // At quiescence (nothing queued, running or being settled; nobody in run()):
 //   A = S + SQ,  S = F + SR,  R = F + SQ + SR = O = A,
-//   no slot has a task in flight, and `bounded` is 0.
+//   no slot has an unsettled task in flight, and `bounded` is 0.
 // check_quiescent() checks the quiescent form; debug builds run it as the
 // core is destroyed, and the tests call it through PoolInspector.
 class PoolCore : public std::enable_shared_from_this<PoolCore> {
