@@ -190,12 +190,16 @@ std::string PoolCore::check_quiescent() {
   expect(outcomes + evicted == a,
          "outcomes " + n(outcomes) + " + evicted " + n(evicted) + " != accepted " + n(a));
   expect(in_flight == 0, n(in_flight) + " unsettled tasks in flight");
+  const std::size_t listed = pending_deadlines();
+  expect(listed == 0, std::to_string(listed) + " deadlines still listed");
   expect(bounded.load() == 0, "bounded = " + std::to_string(bounded.load()));
   expect(at_door.load() == 0, n(at_door.load()) + " callers still in run()");
   return out;
 }
 
 std::string PoolInspector::accounting_report(Pool& pool) { return pool.core_->check_quiescent(); }
+
+std::size_t PoolInspector::pending_deadlines(Pool& pool) { return pool.core_->pending_deadlines(); }
 
 std::size_t PoolInspector::producer_tokens(Pool& pool) {
   std::lock_guard<std::mutex> lock(pool.core_->tokens_mu);

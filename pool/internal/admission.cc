@@ -240,6 +240,13 @@ void PoolCore::enqueue_admitted(const TaskRecordRef& rec, RunOptions& options,
     } catch (...) {
     }
   }
+  if (options.timeout) {
+    // Listed before anything (a signal, a worker) can settle the task, so
+    // the settle finds it to unlist.
+    rec->timed = true;
+    rec->deadline = deadline_after(submitted, *options.timeout);
+    add_deadline(rec);
+  }
   if (options.signal.stop_possible()) {
     // The callback holds no reference (the record owns it: a cycle
     // otherwise), so it takes one first; at zero the record is being
@@ -255,24 +262,6 @@ void PoolCore::enqueue_admitted(const TaskRecordRef& rec, RunOptions& options,
           (void)cancel_task(p, ref, TaskErrc::kCancelled);
         }));
     if (rec->settled()) return give_back_queue_ref();  // the signal was already requested
-  }
-  if (options.timeout) {
-    rec->timed = true;
-    const Clock::time_point due = deadline_after(submitted, *options.timeout);
-    TaskRecordRef ref = rec;
-    if (!post_to_supervisor([pool = shared_from_this(), ref = std::move(ref), due]() mutable {
-          if (ref->settled()) return;
-          // (The record through a raw pointer: the assignment's right side,
-          // which takes `ref`, runs first.)
-          TaskRecord* raw = ref.get();
-          raw->timeout_timer = EventLoop::current().set_timeout(
-              due - Clock::now(),
-              [pool, ref = std::move(ref)] { (void)cancel_task(*pool, ref, TaskErrc::kTimedOut); });
-          // The supervisor's life is its keep-alive's, not its timers'.
-          raw->timeout_timer.unref();
-        })) {
-      // The supervisor is gone (destroy() ran meanwhile): settle below.
-    }
   }
   moodycamel::ProducerToken& token = producer_token();
   if (!queue.enqueue(token, rec.get())) {

@@ -20,6 +20,9 @@ struct PoolInspector {
   // "" when they hold, else what differs. Call it only while the pool is
   // quiescent: drained (or destroyed), with nobody submitting.
   static std::string accounting_report(Pool& pool);
+  // Timed tasks whose deadline the pool still lists (unsettled ones only,
+  // once the pool is quiescent: 0).
+  static std::size_t pending_deadlines(Pool& pool);
   // Producer tokens the pool keeps for submitting threads.
   static std::size_t producer_tokens(Pool& pool);
 };

@@ -19,9 +19,10 @@
 //   queue (atomics/internal/barrier.h): a post never pays a fence.
 // - The supervisor, a thread of the pool's own running an EventLoop, owns
 //   the Worker objects: their error and exit events, growth, retirement,
-//   replacement, timeouts and cancel grace periods. Nothing on a task's path
-//   goes through it unless the task has a timeout or is cancelled while
-//   running.
+//   replacement, the timeouts' one timer and cancel grace periods. Nothing
+//   on a task's path goes through it unless the task is cancelled while
+//   running, or its timeout is the earliest yet (a timed task is listed by
+//   deadline under a lock; see "deadlines" below).
 // - A record's state word decides every race (pool/internal/task_record.h);
 // - Counting costs the workers no locked instruction: run() adds to
 //   the task ids it hands out; each worker counts what it started, finished (counted before
@@ -156,7 +157,8 @@ struct alignas(kFalseSharingSpan) WorkerSlot {
 //   R <= F + SQ + SR = O         (a settle is counted before it is published)
 // At quiescence (nothing queued, running or being settled; nobody in run()):
 //   A = S + SQ,  S = F + SR,  R = F + SQ + SR = O = A,
-//   no slot has an unsettled task in flight, and `bounded` is 0.
+//   no slot has an unsettled task in flight, no deadline is listed, and
+//   `bounded` is 0.
 // check_quiescent() checks the quiescent form; debug builds run it as the
 // core is destroyed, and the tests call it through PoolInspector.
 class PoolCore : public std::enable_shared_from_this<PoolCore> {
@@ -205,6 +207,25 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
                 WorkerSlot* worker, Histogram* run_hist, bool only_queued = false,
                 std::uint64_t end = 0) noexcept;
   void cancel_queued_all();
+
+  // --- deadlines (RunOptions::timeout) ---------------------------------------------------
+  // Timed tasks by deadline, earliest first, each holding a reference: one
+  // supervisor timer armed for the earliest, instead of a timer and two
+  // supervisor posts per task. add_deadline (run()'s thread) posts to the
+  // supervisor only for a new earliest deadline; remove_deadline (whoever
+  // settles) takes the lock and erases, O(log n); expire_deadlines (the
+  // supervisor) cancels what is due (kTimedOut) and re-arms.
+  void add_deadline(const TaskRecordRef& rec);
+  void remove_deadline(TaskRecord& rec) noexcept;
+  void expire_deadlines();
+  std::size_t pending_deadlines() {
+    std::lock_guard<std::mutex> lock(deadlines_mu);
+    return deadlines.size();
+  }
+  std::mutex deadlines_mu;
+  std::map<std::pair<Clock::time_point, TaskRecord*>, TaskRecordRef> deadlines;
+  Clock::time_point deadline_armed = Clock::time_point::max();  // under deadlines_mu
+  Timer deadline_timer;                                         // supervisor thread only
 
   // --- idle workers --------------------------------------------------------------------
   void list_idle(WorkerSlot& slot) noexcept;

@@ -63,13 +63,10 @@ bool PoolCore::conclude(TaskRecord& rec, std::unique_ptr<TaskError> error, Count
     } catch (...) {
     }
   }
-  const bool timed = rec.timed;
+  // Off the deadline list (under its lock, no supervisor post), before
+  // publishing: whoever sees the future ready sees the list without it.
+  if (rec.timed) remove_deadline(rec);
   rec.publish(std::move(error));
-  if (timed) {
-    TaskRecordRef ref(&rec);
-    rec.add_ref();
-    (void)post_to_supervisor([ref = std::move(ref)] { ref->timeout_timer.cancel(); });
-  }
   // Released after publishing: drain() returning means every future is
   // ready. Then the fast side of the handshake with wait_idle(): a store,
   // light_barrier(), a load of `waiters` (an RMW on the shared paths).
@@ -89,6 +86,52 @@ bool PoolCore::conclude(TaskRecord& rec, std::unique_ptr<TaskError> error, Count
     wait_cv.notify_all();
   }
   return true;
+}
+
+void PoolCore::add_deadline(const TaskRecordRef& rec) {
+  bool earliest = false;
+  {
+    std::lock_guard<std::mutex> lock(deadlines_mu);
+    deadlines.emplace(std::make_pair(rec->deadline, rec.get()), rec);
+    if (rec->deadline < deadline_armed) {
+      deadline_armed = rec->deadline;
+      earliest = true;
+    }
+  }
+  // Only a new earliest deadline costs a post: the supervisor re-arms its
+  // one timer. (If the supervisor is gone, destroy() settles the task.)
+  if (earliest) (void)post_to_supervisor([self = shared_from_this()] { self->expire_deadlines(); });
+}
+
+void PoolCore::remove_deadline(TaskRecord& rec) noexcept {
+  TaskRecordRef gone;  // released after the lock
+  std::lock_guard<std::mutex> lock(deadlines_mu);
+  auto it = deadlines.find(std::make_pair(rec.deadline, &rec));
+  if (it == deadlines.end()) return;  // expired (being cancelled), or never listed
+  gone = std::move(it->second);
+  deadlines.erase(it);
+}
+
+void PoolCore::expire_deadlines() {
+  std::vector<TaskRecordRef> expired;
+  Clock::time_point next = Clock::time_point::max();
+  const Clock::time_point now = Clock::now();
+  {
+    std::lock_guard<std::mutex> lock(deadlines_mu);
+    while (!deadlines.empty() && deadlines.begin()->first.first <= now) {
+      expired.push_back(std::move(deadlines.begin()->second));
+      deadlines.erase(deadlines.begin());
+    }
+    if (!deadlines.empty()) next = deadlines.begin()->first.first;
+    deadline_armed = next;
+  }
+  for (const TaskRecordRef& r : expired) (void)cancel_task(*this, r, TaskErrc::kTimedOut);
+  deadline_timer.cancel();
+  if (next != Clock::time_point::max()) {
+    deadline_timer = EventLoop::current().set_timeout(next - now, [this] { expire_deadlines(); });
+    // The supervisor's life is its keep-alive's, not its timers'.
+    deadline_timer.unref();
+  }
 }
 
 bool PoolCore::settle_elsewhere(TaskRecord& rec, std::unique_ptr<TaskError> error, int thread_id,

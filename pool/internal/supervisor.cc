@@ -201,6 +201,7 @@ void PoolCore::begin_shutdown() {
 
 void PoolCore::finish_shutdown() {
   idle_timer.cancel();
+  deadline_timer.cancel();
   std::vector<std::shared_ptr<WorkerSlot>> all;
   {
     std::lock_guard<std::mutex> lock(slots_mu);

@@ -142,8 +142,10 @@ class TaskRecord {
   // The task's own stop source when its worker runs several at once
   // (otherwise the worker's shared one); written before try_start().
   std::stop_source stop{std::nostopstate};
-  // Its timeout timer on the supervisor's loop (supervisor thread only).
-  Timer timeout_timer;
+  // RunOptions::timeout: the deadline, listed in the pool's deadlines
+  // (internal/pool_core.h) while unsettled. Written before the record is
+  // shared with another thread.
+  Clock::time_point deadline{};
   bool timed = false;
 
  private:
