@@ -95,6 +95,10 @@ struct alignas(kFalseSharingSpan) WorkerSlot {
   // would be a cycle: the source holds the slot).
   class PoolSource* source = nullptr;
   LoopCore* loop_core = nullptr;  // set before the slot can be listed idle
+  // The task whose invoke() is on the stack, and its in-flight reference if
+  // it was settled meanwhile (see run_one).
+  TaskRecord* invoking = nullptr;
+  TaskRecordRef invoking_keep;
   // Single-writer counters and histograms, read by metrics().
   Counts counts;
   std::atomic<std::uint64_t> started{0};

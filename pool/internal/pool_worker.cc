@@ -89,6 +89,15 @@ void PoolSource::run_one(TaskRecord* rec, std::uint64_t& cursor) {
   const std::stop_token& token = own_stop ? own_token : s.stop_token;
   TaskContext ctx(*rec, token, &s);
   std::unique_ptr<TaskError> error;
+  // A deferred task may be settled inside invoke() (its completion resolved
+  // or dropped there): finish() then parks the in-flight reference here
+  // instead of dropping it, so the record outlives invoke()'s own tail.
+  TaskRecordRef settled_inside;
+  s.invoking = rec;
+  ScopeExit invoked{[&s, &settled_inside]() noexcept {
+    s.invoking = nullptr;
+    settled_inside = std::move(s.invoking_keep);
+  }};
   try {
     rec->invoke(ctx);
   } catch (const ArenaOutOfMemory&) {
@@ -105,7 +114,9 @@ void PoolSource::run_one(TaskRecord* rec, std::uint64_t& cursor) {
     if (worker_exit_in_progress()) throw;  // this_worker::exit(): the worker ends
     error = make_task_error(TaskErrc::kThrew, "", current_exception_type_name());
   }
-  if (ctx.deferred() && !error) {  // its TaskCompletion finishes it
+  s.invoking = nullptr;
+  settled_inside = std::move(s.invoking_keep);  // released as this returns
+  if (ctx.deferred() && !error) {               // its TaskCompletion finishes it
     cursor = 0;
     return;
   }
@@ -136,6 +147,8 @@ std::uint64_t PoolSource::finish(TaskRecord& rec, std::unique_ptr<TaskError> err
     if (it == s.in_flight.end()) return end;
     keep = std::move(*it);
     s.in_flight.erase(it);
+    // Inside the task's own invoke(): run_one drops it once invoke() is done.
+    if (s.invoking == &rec) s.invoking_keep = std::move(keep);
     // Not once destroy() is under way: its request on the worker's source
     // must stay for any task that still starts.
     if (p.concurrency == 1 && s.stop.stop_requested() &&

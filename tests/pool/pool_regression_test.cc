@@ -86,6 +86,30 @@ TEST_F(PoolRegressionTest, DeferThenThrowWithTheCompletionDroppedDuringUnwinding
   EXPECT_TRUE(pool.drain_for(kHangGuard));
 }
 
+TEST_F(PoolRegressionTest, ADeferredTaskSettledInsideItsOwnBodyWithItsFutureDroppedIsClean) {
+  // Found by the feature mixer: the completion, resolved or dropped inside
+  // the task's body, released the last reference while invoke() was still
+  // on the stack (a use-after-free under --config=asan).
+  PoolOptions o = fixed(1);
+  o.concurrent_tasks_per_worker = 2;
+  Pool pool(std::move(o));
+  for (int i = 0; i < 500; ++i) {
+    (void)pool.run([](TaskContext& ctx) -> Value {
+      TaskCompletion c = ctx.defer();
+      c.resolve(Value(1));
+      return Value();
+    });
+    (void)pool.run([](TaskContext& ctx) -> Value {
+      { TaskCompletion dropped = ctx.defer(); }
+      return Value();
+    });
+  }
+  ASSERT_TRUE(pool.drain_for(kHangGuard));
+  const PoolMetrics m = pool.metrics();
+  EXPECT_EQ(m.completed, 500u);
+  EXPECT_EQ(m.failed, 500u);  // kNotCompleted
+}
+
 // --- D2: signal cancel racing completion, futures dropped -----------------------------
 
 // Tasks share one stop source per round, their futures dropped, while the
