@@ -23,7 +23,9 @@ using internal::NamedTaskRecord;
 Pool::Pool(PoolOptions options) : core_(std::make_shared<internal::PoolCore>(std::move(options))) {
   std::promise<void> ready;
   std::future<void> started = ready.get_future();
-  core_->supervisor_thread = std::thread([core = core_, &ready] {
+  // The promise moves into the thread: set_value() may still be waking this
+  // thread when the constructor returns.
+  core_->supervisor_thread = std::thread([core = core_, ready = std::move(ready)]() mutable {
     char name[16] = {};
     std::snprintf(name, sizeof name, "%s-sup", core->opt.name.substr(0, 11).c_str());
     pthread_setname_np(pthread_self(), name);

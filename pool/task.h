@@ -16,6 +16,7 @@
 #include <concepts>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <optional>
 #include <stdexcept>
 #include <stop_token>
@@ -85,41 +86,48 @@ class TaskFuture {
   TaskFuture(TaskFuture&&) noexcept = default;
   TaskFuture& operator=(TaskFuture&&) noexcept = default;
 
-  // False for a default-made or moved-from future. Never blocks.
+  // False for a default-made or moved-from future: on one, id(), ready(),
+  // wait*(), get() and then() throw std::future_error(no_state), as
+  // std::future's do (error() returns nullptr, cancel() false). Never blocks.
   [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(rec_); }
   // The task's id, the one tracing hooks and TaskContext::id() report.
-  [[nodiscard]] std::uint64_t id() const noexcept { return rec_->id(); }
+  [[nodiscard]] std::uint64_t id() const { return state().id(); }
   // Settled: get() will not block. Any thread. Never blocks. Never allocates.
-  [[nodiscard]] bool ready() const noexcept { return rec_->settled(); }
+  [[nodiscard]] bool ready() const { return state().settled(); }
   // Waits until it settles. May block. Never allocates.
-  void wait() const { rec_->wait(std::nullopt); }
+  void wait() const { state().wait(std::nullopt); }
   // Waits at most `d` / until `t`; true once settled. A `d` of weave::kForever
   // (anything from ~100 years, base/deadline.h) or a `t` of time_point::max()
   // waits without a limit; one at or below zero only checks. May block.
   template <class Rep, class Period>
   bool wait_for(std::chrono::duration<Rep, Period> d) const {
-    if (is_forever(d)) return rec_->wait(std::nullopt);
+    internal::TaskRecord& rec = state();
+    if (is_forever(d)) return rec.wait(std::nullopt);
     if (!(d > std::chrono::duration<Rep, Period>::zero()))
-      return rec_->wait(std::chrono::nanoseconds(0));
-    return rec_->wait(std::chrono::ceil<std::chrono::nanoseconds>(d));
+      return rec.wait(std::chrono::nanoseconds(0));
+    return rec.wait(std::chrono::ceil<std::chrono::nanoseconds>(d));
   }
   template <class Clock, class Duration>
   bool wait_until(std::chrono::time_point<Clock, Duration> t) const {
-    if (t == std::chrono::time_point<Clock, Duration>::max()) return rec_->wait(std::nullopt);
+    if (t == std::chrono::time_point<Clock, Duration>::max()) return state().wait(std::nullopt);
     const auto now = Clock::now();
     if (t <= now) return wait_for(std::chrono::nanoseconds(0));
     return wait_for(t - now);
   }
-  // Waits, then returns the result (moved out: call it once) or throws the
-  // TaskError. May block.
+  // Waits, then returns the result (moved out) or throws the TaskError.
+  // Once: a second get() throws std::future_error(no_state) (the result is
+  // gone); id(), ready() and error() stay usable. May block.
   T get() {
     wait();
+    if (taken_) throw std::future_error(std::future_errc::no_state);
+    taken_ = true;
     if (const TaskError* e = rec_->error()) throw *e;
     if constexpr (!std::is_void_v<T>) return rec_->template take_result<T>();
   }
-  // After ready(): the error, or nullptr when the task succeeded. Never blocks.
+  // After ready(): the error, or nullptr when the task succeeded (or the
+  // future has no task). Never blocks.
   [[nodiscard]] const TaskError* error() const noexcept {
-    return rec_->settled() ? rec_->error() : nullptr;
+    return rec_ && rec_->settled() ? rec_->error() : nullptr;
   }
   // Asks for the task to be cancelled (Piscina's abort). A queued task leaves
   // the queue and settles cancelled here and now; it never runs. A running
@@ -135,6 +143,7 @@ class TaskFuture {
   // loop alive until then. Consumes the future. Any thread (with a loop it
   // runs). Never blocks. Allocates.
   void then(std::function<void(TaskFuture)> fn) && {
+    (void)state();  // no_state on an empty future
     internal::TaskRecordRef rec = rec_;
     rec->on_settled([f = std::move(*this), fn = std::move(fn)]() mutable { fn(std::move(f)); });
   }
@@ -145,10 +154,15 @@ class TaskFuture {
   friend class TaskFuture;
   TaskFuture(internal::PoolCore* pool, internal::TaskRecordRef rec)
       : pool_(pool), rec_(std::move(rec)) {}
+  [[nodiscard]] internal::TaskRecord& state() const {
+    if (!valid()) throw std::future_error(std::future_errc::no_state);
+    return *rec_;
+  }
   // For cancel() only, which touches it only while the task is unsettled,
   // and every task settles before the pool's core goes.
   internal::PoolCore* pool_ = nullptr;
   internal::TaskRecordRef rec_;
+  bool taken_ = false;  // get() ran
 };
 
 // What a task sees while it runs, on its worker's thread. Every member:

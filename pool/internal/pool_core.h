@@ -86,7 +86,6 @@ extern std::atomic<std::uint64_t> g_pool_serial;
 // One worker of the pool, shared by the supervisor (which owns its Worker)
 // and the worker's thread (whose loop runs `source`).
 struct alignas(kFalseSharingSpan) WorkerSlot {
-  PoolCore* pool = nullptr;
   int number = 0;
 
   // --- the worker's thread -------------------------------------------------------------

@@ -55,7 +55,6 @@ bool PoolCore::post_to_supervisor(Task task) noexcept {
 
 void PoolCore::spawn() {
   auto slot = std::make_shared<WorkerSlot>();
-  slot->pool = this;
   slot->number = next_number++;
   slot->stop_token = slot->stop.get_token();
   WorkerOptions wo;

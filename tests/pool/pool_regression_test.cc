@@ -8,6 +8,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <future>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -367,6 +369,41 @@ TEST_F(PoolRegressionTest, DestroyRacingRunOfASlowToCloneTaskReturnsWithinCancel
     }
     // An abandoned thread ends once released.
   }
+}
+
+// --- smaller items --------------------------------------------------------------------
+
+bool throws_no_state(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const std::future_error& e) {
+    return e.code() == std::future_errc::no_state;
+  } catch (...) {
+    return false;
+  }
+  return false;
+}
+
+TEST_F(PoolRegressionTest, AnEmptyFutureThrowsNoStateAndASecondGetThrowsToo) {
+  TaskFuture<int> empty;
+  EXPECT_FALSE(empty.valid());
+  EXPECT_TRUE(throws_no_state([&] { (void)empty.id(); }));
+  EXPECT_TRUE(throws_no_state([&] { (void)empty.ready(); }));
+  EXPECT_TRUE(throws_no_state([&] { empty.wait(); }));
+  EXPECT_TRUE(throws_no_state([&] { (void)empty.wait_for(1ms); }));
+  EXPECT_TRUE(throws_no_state([&] { (void)empty.get(); }));
+  EXPECT_EQ(empty.error(), nullptr);
+  EXPECT_FALSE(empty.cancel());
+
+  Pool pool(fixed(1));
+  TaskFuture<std::string> f = pool.run([] { return std::string("once"); });
+  EXPECT_EQ(f.get(), "once");
+  EXPECT_TRUE(throws_no_state([&] { (void)f.get(); })) << "a second get() must not return a "
+                                                          "moved-from value";
+  EXPECT_TRUE(f.ready());
+  TaskFuture<std::string> moved = std::move(f);
+  EXPECT_FALSE(f.valid());  // NOLINT(bugprone-use-after-move): the point
+  EXPECT_TRUE(throws_no_state([&] { (void)f.id(); }));
 }
 
 }  // namespace
