@@ -16,15 +16,36 @@
 namespace weave::internal {
 
 namespace {
-// The producer tokens the calling thread used last, by pool serial.
+// The producer tokens the calling thread used last, by pool serial; and
+// every pool it holds a token of, to give them back as the thread ends (a
+// server that churns submitting threads must not grow every pool's producer
+// list, which each worker's hot poll walks).
 struct TokenCache {
   static constexpr int kEntries = 4;
   std::uint64_t serial[kEntries] = {};
   moodycamel::ProducerToken* token[kEntries] = {};
   int next = 0;
+  std::vector<std::weak_ptr<PoolCore>> pools;
+  TokenCache() = default;
+  TokenCache(const TokenCache&) = delete;
+  TokenCache& operator=(const TokenCache&) = delete;
+  ~TokenCache() {
+    for (const std::weak_ptr<PoolCore>& w : pools) {
+      if (std::shared_ptr<PoolCore> p = w.lock()) p->release_producer_token();
+    }
+  }
 };
 thread_local TokenCache tl_tokens;
 }  // namespace
+
+void PoolCore::release_producer_token() noexcept {
+  std::unique_ptr<moodycamel::ProducerToken> gone;  // destroyed after the lock
+  std::lock_guard<std::mutex> lock(tokens_mu);
+  auto it = tokens.find(std::this_thread::get_id());
+  if (it == tokens.end()) return;
+  gone = std::move(it->second);
+  tokens.erase(it);
+}
 
 moodycamel::ProducerToken& PoolCore::producer_token() {
   TokenCache& c = tl_tokens;
@@ -35,7 +56,12 @@ moodycamel::ProducerToken& PoolCore::producer_token() {
   {
     std::lock_guard<std::mutex> lock(tokens_mu);
     auto& slot = tokens[std::this_thread::get_id()];
-    if (!slot) slot = std::make_unique<moodycamel::ProducerToken>(queue);
+    if (!slot) {
+      std::erase_if(c.pools, [](const std::weak_ptr<PoolCore>& w) { return w.expired(); });
+      c.pools.reserve(c.pools.size() + 1);  // before the token: no throw after it
+      slot = std::make_unique<moodycamel::ProducerToken>(queue);
+      c.pools.push_back(weak_from_this());
+    }
     t = slot.get();
   }
   const int i = c.next;

@@ -285,6 +285,10 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   // so they go before it; a thread finds its own through a small
   // thread-local cache keyed by `serial`.
   moodycamel::ProducerToken& producer_token();
+  // Gives back the calling thread's token (as the thread ends). A new
+  // token reuses the queue's inactive producers, so the queue's producer
+  // list is bounded by the threads submitting at once.
+  void release_producer_token() noexcept;
   std::mutex tokens_mu;
   std::map<std::thread::id, std::unique_ptr<moodycamel::ProducerToken>> tokens;
   const std::uint64_t serial;

@@ -70,5 +70,30 @@ TEST_F(PoolInternalsTest, TimedTasksThatExpireLeaveNoDeadlineListed) {
   EXPECT_EQ(PoolInspector::accounting_report(pool), "");
 }
 
+TEST_F(PoolInternalsTest, SubmittingThreadsThatEndGiveTheirProducerTokensBack) {
+  Pool pool(fixed(2));
+  std::atomic<int> ran{0};
+  // Short-lived submitting threads, a few at a time.
+  for (int wave = 0; wave < 100; ++wave) {
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 10; ++i) {
+      threads.emplace_back([&] {
+        TaskFuture<int> f = pool.run([&ran] { return ran.fetch_add(1) + 1; });
+        ASSERT_TRUE(f.wait_for(kHangGuard));
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    // A thread's thread_local destructors run before join() returns.
+    EXPECT_EQ(PoolInspector::producer_tokens(pool), 0u) << "wave " << wave;
+  }
+  EXPECT_EQ(ran.load(), 1000);
+  // This thread's token stays while it lives.
+  TaskFuture<int> g = pool.run([] { return 7; });
+  EXPECT_EQ(g.get(), 7);
+  EXPECT_EQ(PoolInspector::producer_tokens(pool), 1u);
+  ASSERT_TRUE(pool.drain_for(kHangGuard));
+  EXPECT_EQ(PoolInspector::accounting_report(pool), "");
+}
+
 }  // namespace
 }  // namespace weave
