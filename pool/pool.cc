@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 
+#include <cassert>
 #include <cstdio>
 #include <future>
 #include <memory>
@@ -89,9 +90,15 @@ void Pool::close() noexcept {
 
 bool Pool::closed() const noexcept { return core_->closed.load(std::memory_order_acquire); }
 
-void Pool::drain() { core_->wait_idle(std::nullopt); }
+void Pool::drain() {
+  assert(!internal::on_worker_of(core_.get()) &&
+         "weave::Pool::drain: called from a task of this pool (it would wait for itself)");
+  core_->wait_idle(std::nullopt);
+}
 
 bool Pool::drain_for(Clock::duration d) {
+  assert(!internal::on_worker_of(core_.get()) &&
+         "weave::Pool::drain_for: called from a task of this pool (it would wait for itself)");
   core_->wait_idle(core_->deadline_in(d));
   return core_->unreleased() == 0;
 }

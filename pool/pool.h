@@ -262,7 +262,9 @@ class Pool {
   requires(!std::is_convertible_v<F, std::string_view>) auto run(F&& fn, RunOptions options = {});
 
   // Waits until no task is queued or running (tasks other threads submit
-  // meanwhile count too). May block.
+  // meanwhile count too). Not from a task of this pool (a debug assertion;
+  // so are TaskFuture::wait/get on a task of the pool and a kWait run()
+  // there). May block.
   void drain();
   // Same, at most `d`; true if it became idle.
   bool drain_for(Clock::duration d);

@@ -12,6 +12,7 @@
 // write the caller made before Pool::run is visible to the task.
 #pragma once
 
+#include <cassert>
 #include <chrono>
 #include <concepts>
 #include <cstdint>
@@ -34,6 +35,14 @@
 namespace weave {
 
 class Pool;
+
+namespace internal {
+class PoolSource;
+class NamedTaskRecord;
+// True on a worker thread of `pool` (debug checks against a task blocking on
+// its own pool). Any thread. Never blocks. Never allocates.
+[[nodiscard]] bool on_worker_of(const PoolCore* pool) noexcept;
+}  // namespace internal
 
 // How a task ended when it did not return a result.
 enum class TaskErrc {
@@ -94,22 +103,26 @@ class TaskFuture {
   [[nodiscard]] std::uint64_t id() const { return state().id(); }
   // Settled: get() will not block. Any thread. Never blocks. Never allocates.
   [[nodiscard]] bool ready() const { return state().settled(); }
-  // Waits until it settles. May block. Never allocates.
-  void wait() const { state().wait(std::nullopt); }
+  // Waits until it settles. Not from a task of the same pool (it may never
+  // settle while this worker waits: a debug assertion). May block. Never
+  // allocates.
+  void wait() const { blocking_state().wait(std::nullopt); }
   // Waits at most `d` / until `t`; true once settled. A `d` of weave::kForever
   // (anything from ~100 years, base/deadline.h) or a `t` of time_point::max()
   // waits without a limit; one at or below zero only checks. May block.
   template <class Rep, class Period>
   bool wait_for(std::chrono::duration<Rep, Period> d) const {
-    internal::TaskRecord& rec = state();
-    if (is_forever(d)) return rec.wait(std::nullopt);
     if (!(d > std::chrono::duration<Rep, Period>::zero()))
-      return rec.wait(std::chrono::nanoseconds(0));
+      return state().wait(std::chrono::nanoseconds(0));
+    internal::TaskRecord& rec = blocking_state();
+    if (is_forever(d)) return rec.wait(std::nullopt);
     return rec.wait(std::chrono::ceil<std::chrono::nanoseconds>(d));
   }
   template <class Clock, class Duration>
   bool wait_until(std::chrono::time_point<Clock, Duration> t) const {
-    if (t == std::chrono::time_point<Clock, Duration>::max()) return state().wait(std::nullopt);
+    if (t == std::chrono::time_point<Clock, Duration>::max()) {
+      return blocking_state().wait(std::nullopt);
+    }
     const auto now = Clock::now();
     if (t <= now) return wait_for(std::chrono::nanoseconds(0));
     return wait_for(t - now);
@@ -158,6 +171,12 @@ class TaskFuture {
     if (!valid()) throw std::future_error(std::future_errc::no_state);
     return *rec_;
   }
+  [[nodiscard]] internal::TaskRecord& blocking_state() const {
+    internal::TaskRecord& rec = state();
+    assert((rec.settled() || !internal::on_worker_of(pool_)) &&
+           "weave::TaskFuture: a task waits on a task of its own pool (it may deadlock)");
+    return rec;
+  }
   // For cancel() only, which touches it only while the task is unsettled,
   // and every task settles before the pool's core goes.
   internal::PoolCore* pool_ = nullptr;
@@ -191,14 +210,17 @@ class TaskContext {
   // can be stored later). Allocates.
   [[nodiscard]] class TaskCompletion defer();
 
-  // --- for the pool -------------------------------------------------------------------
+ private:
+  // Made by the pool's worker only; the result's transfer list is read by a
+  // named task's record.
+  friend class internal::PoolSource;
+  friend class internal::NamedTaskRecord;
   TaskContext(internal::TaskRecord& rec, const std::stop_token& token,
               internal::WorkerSlot* slot) noexcept
       : rec_(rec), token_(token), slot_(slot) {}
   std::vector<ArrayBuffer>& result_transfer() noexcept { return result_transfer_; }
   [[nodiscard]] bool deferred() const noexcept { return deferred_; }
 
- private:
   internal::TaskRecord& rec_;
   const std::stop_token& token_;
   internal::WorkerSlot* slot_;

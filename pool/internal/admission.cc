@@ -1,6 +1,7 @@
 // The submitting side: admission (closed, max_queue, queue_full), the queue
 // and its producer tokens, and waking a parked worker (the idle list).
 #include <algorithm>
+#include <cassert>
 #include <chrono>
 #include <mutex>
 #include <string>
@@ -213,7 +214,11 @@ bool PoolCore::admit(const TaskRecordRef& rec, RunOptions& options, Clock::time_
         continue;
       }
       // kWait: until a settle makes room, the pool closes or the task is
-      // cancelled. Meanwhile it is not counted as accepted.
+      // cancelled. Meanwhile it is not counted as accepted. Not from a task
+      // of this pool: the room may be the one it holds.
+      assert(!on_worker_of(this) &&
+             "weave::Pool::run: kWait at max_queue from a task of the same pool (it may "
+             "deadlock)");
       at_door.fetch_add(1, std::memory_order_seq_cst);
       waiters.fetch_add(1, std::memory_order_seq_cst);
       {

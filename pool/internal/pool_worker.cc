@@ -165,8 +165,18 @@ std::uint64_t PoolSource::finish(TaskRecord& rec, std::unique_ptr<TaskError> err
 }
 
 // Runs on the worker's thread: the source on its loop, and the idle check.
+namespace {
+// The pool whose worker this thread is (set as the worker starts).
+thread_local const PoolCore* tl_worker_pool = nullptr;
+}  // namespace
+
+bool on_worker_of(const PoolCore* pool) noexcept {
+  return pool != nullptr && tl_worker_pool == pool;
+}
+
 void worker_entry(const std::shared_ptr<PoolCore>& pool, const std::shared_ptr<WorkerSlot>& slot) {
   EventLoop& loop = EventLoop::current();
+  tl_worker_pool = pool.get();
   slot->thread_id.store(weave::thread_id(), std::memory_order_relaxed);
   slot->token.emplace(pool->queue);
   auto source = std::make_shared<PoolSource>(pool, slot);

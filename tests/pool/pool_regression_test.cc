@@ -406,5 +406,28 @@ TEST_F(PoolRegressionTest, AnEmptyFutureThrowsNoStateAndASecondGetThrowsToo) {
   EXPECT_TRUE(throws_no_state([&] { (void)f.id(); }));
 }
 
+#ifndef NDEBUG
+TEST(PoolNestedBlockingDeathTest, DrainOrGetFromATaskOfTheSamePoolIsADebugAssertion) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        Pool pool(fixed(1));
+        TaskFuture<void> f = pool.run([&pool] { pool.drain(); });
+        (void)f.wait_for(kHangGuard);
+      },
+      "called from a task of this pool");
+  EXPECT_DEATH(
+      {
+        Pool pool(fixed(2));
+        auto inner = std::make_shared<TaskFuture<int>>();
+        auto release = std::make_shared<Gate>();
+        *inner = pool.run([release](std::stop_token st) { return release->wait(st) ? 1 : 0; });
+        TaskFuture<int> outer = pool.run([inner] { return inner->get(); });
+        (void)outer.wait_for(kHangGuard);
+      },
+      "waits on a task of its own pool");
+}
+#endif
+
 }  // namespace
 }  // namespace weave
