@@ -293,6 +293,62 @@ TEST_F(PoolDestroyRaceStressTest, DestroyRacingRunsSettlesEveryFutureWithinTheGr
   }
 }
 
+// --- one stop signal shared by many fire-and-forget tasks (D2) --------------------------
+
+class PoolSignalStressTest : public ::weave::testing::CleanShutdownTest {};
+
+TEST_F(PoolSignalStressTest, OneSharedSignalRequestedWhileTasksCompleteWithDroppedFuturesIsClean) {
+  const int tasks = 100'000 / kScale;
+  Pool pool(pool_testing::fixed(2));
+  std::stop_source shared;
+  std::atomic<int> submitted{0};
+  std::thread stopper([&] {
+    // Mid-way through, from another thread: the stop callbacks race the
+    // completions (and the last releases) of the running tasks.
+    while (submitted.load(std::memory_order_acquire) < tasks / 2) std::this_thread::yield();
+    shared.request_stop();
+  });
+  for (int i = 0; i < tasks; ++i) {
+    RunOptions r;
+    r.signal = shared.get_token();
+    (void)pool.run(
+        [](std::stop_token st) {
+          for (int k = 0; k < 200 && !st.stop_requested(); ++k) {
+            std::atomic_signal_fence(std::memory_order_seq_cst);
+          }
+        },
+        std::move(r));
+    submitted.store(i + 1, std::memory_order_release);
+  }
+  stopper.join();
+  ASSERT_TRUE(pool.drain_for(kHangGuard));
+  const PoolMetrics m = pool.metrics();
+  EXPECT_EQ(m.completed + m.cancelled, static_cast<std::uint64_t>(tasks));
+  EXPECT_EQ(PoolInspector::accounting_report(pool), "");
+}
+
+TEST_F(PoolSignalStressTest, ASignalPerBatchRequestedAsTheBatchCompletesIsClean) {
+  const int tasks = 100'000 / kScale;
+  Pool pool(pool_testing::fixed(2));
+  for (int done = 0; done < tasks; done += 64) {
+    std::stop_source batch;
+    for (int i = 0; i < 64; ++i) {
+      RunOptions r;
+      r.signal = batch.get_token();
+      (void)pool.run(
+          [](std::stop_token st) {
+            for (int k = 0; k < 2000 && !st.stop_requested(); ++k) {
+              std::atomic_signal_fence(std::memory_order_seq_cst);
+            }
+          },
+          std::move(r));
+    }
+    batch.request_stop();
+  }
+  ASSERT_TRUE(pool.drain_for(kHangGuard));
+  EXPECT_EQ(PoolInspector::accounting_report(pool), "");
+}
+
 // --- timeouts at a high rate --------------------------------------------------------------
 
 class PoolTimeoutStressTest : public ::weave::testing::CleanShutdownTest {};
