@@ -12,10 +12,12 @@
 // write the caller made before Pool::run is visible to the task.
 #pragma once
 
+#include <cassert>
 #include <chrono>
 #include <concepts>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <optional>
 #include <stdexcept>
 #include <stop_token>
@@ -25,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/deadline.h"
 #include "channel/array_buffer.h"
 #include "channel/value.h"
 #include "pool/internal/task_record.h"
@@ -32,6 +35,14 @@
 namespace weave {
 
 class Pool;
+
+namespace internal {
+class PoolSource;
+class NamedTaskRecord;
+// True on a worker thread of `pool` (debug checks against a task blocking on
+// its own pool). Any thread. Never blocks. Never allocates.
+[[nodiscard]] bool on_worker_of(const PoolCore* pool) noexcept;
+}  // namespace internal
 
 // How a task ended when it did not return a result.
 enum class TaskErrc {
@@ -84,33 +95,52 @@ class TaskFuture {
   TaskFuture(TaskFuture&&) noexcept = default;
   TaskFuture& operator=(TaskFuture&&) noexcept = default;
 
-  // False for a default-made or moved-from future. Never blocks.
+  // False for a default-made or moved-from future: on one, id(), ready(),
+  // wait*(), get() and then() throw std::future_error(no_state), as
+  // std::future's do (error() returns nullptr, cancel() false). Never blocks.
   [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(rec_); }
   // The task's id, the one tracing hooks and TaskContext::id() report.
-  [[nodiscard]] std::uint64_t id() const noexcept { return rec_->id(); }
+  [[nodiscard]] std::uint64_t id() const { return state().id(); }
   // Settled: get() will not block. Any thread. Never blocks. Never allocates.
-  [[nodiscard]] bool ready() const noexcept { return rec_->settled(); }
-  // Waits until it settles. May block. Never allocates.
-  void wait() const { rec_->wait(std::nullopt); }
-  // Waits at most `d` / until `t`; true once settled. May block.
+  [[nodiscard]] bool ready() const { return state().settled(); }
+  // Waits until it settles. Not from a task of the same pool (it may never
+  // settle while this worker waits: a debug assertion). May block. Never
+  // allocates.
+  void wait() const { blocking_state().wait(std::nullopt); }
+  // Waits at most `d` / until `t`; true once settled. A `d` of weave::kForever
+  // (anything from ~100 years, base/deadline.h) or a `t` of time_point::max()
+  // waits without a limit; one at or below zero only checks. May block.
   template <class Rep, class Period>
   bool wait_for(std::chrono::duration<Rep, Period> d) const {
-    return rec_->wait(std::chrono::duration_cast<std::chrono::nanoseconds>(d));
+    if (!(d > std::chrono::duration<Rep, Period>::zero()))
+      return state().wait(std::chrono::nanoseconds(0));
+    internal::TaskRecord& rec = blocking_state();
+    if (is_forever(d)) return rec.wait(std::nullopt);
+    return rec.wait(std::chrono::ceil<std::chrono::nanoseconds>(d));
   }
   template <class Clock, class Duration>
   bool wait_until(std::chrono::time_point<Clock, Duration> t) const {
-    return wait_for(t - Clock::now());
+    if (t == std::chrono::time_point<Clock, Duration>::max()) {
+      return blocking_state().wait(std::nullopt);
+    }
+    const auto now = Clock::now();
+    if (t <= now) return wait_for(std::chrono::nanoseconds(0));
+    return wait_for(t - now);
   }
-  // Waits, then returns the result (moved out: call it once) or throws the
-  // TaskError. May block.
+  // Waits, then returns the result (moved out) or throws the TaskError.
+  // Once: a second get() throws std::future_error(no_state) (the result is
+  // gone); id(), ready() and error() stay usable. May block.
   T get() {
     wait();
+    if (taken_) throw std::future_error(std::future_errc::no_state);
+    taken_ = true;
     if (const TaskError* e = rec_->error()) throw *e;
     if constexpr (!std::is_void_v<T>) return rec_->template take_result<T>();
   }
-  // After ready(): the error, or nullptr when the task succeeded. Never blocks.
+  // After ready(): the error, or nullptr when the task succeeded (or the
+  // future has no task). Never blocks.
   [[nodiscard]] const TaskError* error() const noexcept {
-    return rec_->settled() ? rec_->error() : nullptr;
+    return rec_ && rec_->settled() ? rec_->error() : nullptr;
   }
   // Asks for the task to be cancelled (Piscina's abort). A queued task leaves
   // the queue and settles cancelled here and now; it never runs. A running
@@ -120,12 +150,13 @@ class TaskFuture {
   // had settled (or a cancellation was already under way). Any thread. Never
   // blocks. Allocates (a timer, for a running task). Not concurrently with
   // the Pool's destructor (after it, every task has settled: false).
-  bool cancel() { return rec_ && internal::cancel_task(*pool_, *rec_, TaskErrc::kCancelled); }
+  bool cancel() { return rec_ && internal::cancel_task(*pool_, rec_, TaskErrc::kCancelled); }
   // Node's `await`: runs `fn(future)` — settled, so get() does not block —
   // on the calling thread's event loop once the task settles, keeping that
   // loop alive until then. Consumes the future. Any thread (with a loop it
   // runs). Never blocks. Allocates.
   void then(std::function<void(TaskFuture)> fn) && {
+    (void)state();  // no_state on an empty future
     internal::TaskRecordRef rec = rec_;
     rec->on_settled([f = std::move(*this), fn = std::move(fn)]() mutable { fn(std::move(f)); });
   }
@@ -136,10 +167,21 @@ class TaskFuture {
   friend class TaskFuture;
   TaskFuture(internal::PoolCore* pool, internal::TaskRecordRef rec)
       : pool_(pool), rec_(std::move(rec)) {}
+  [[nodiscard]] internal::TaskRecord& state() const {
+    if (!valid()) throw std::future_error(std::future_errc::no_state);
+    return *rec_;
+  }
+  [[nodiscard]] internal::TaskRecord& blocking_state() const {
+    internal::TaskRecord& rec = state();
+    assert((rec.settled() || !internal::on_worker_of(pool_)) &&
+           "weave::TaskFuture: a task waits on a task of its own pool (it may deadlock)");
+    return rec;
+  }
   // For cancel() only, which touches it only while the task is unsettled,
   // and every task settles before the pool's core goes.
   internal::PoolCore* pool_ = nullptr;
   internal::TaskRecordRef rec_;
+  bool taken_ = false;  // get() ran
 };
 
 // What a task sees while it runs, on its worker's thread. Every member:
@@ -168,14 +210,17 @@ class TaskContext {
   // can be stored later). Allocates.
   [[nodiscard]] class TaskCompletion defer();
 
-  // --- for the pool -------------------------------------------------------------------
+ private:
+  // Made by the pool's worker only; the result's transfer list is read by a
+  // named task's record.
+  friend class internal::PoolSource;
+  friend class internal::NamedTaskRecord;
   TaskContext(internal::TaskRecord& rec, const std::stop_token& token,
               internal::WorkerSlot* slot) noexcept
       : rec_(rec), token_(token), slot_(slot) {}
   std::vector<ArrayBuffer>& result_transfer() noexcept { return result_transfer_; }
   [[nodiscard]] bool deferred() const noexcept { return deferred_; }
 
- private:
   internal::TaskRecord& rec_;
   const std::stop_token& token_;
   internal::WorkerSlot* slot_;

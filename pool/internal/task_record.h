@@ -49,13 +49,16 @@ class TaskRecord {
   static constexpr std::uint32_t kThen = 16;
 
   // Starts with two references: the caller's future and the queue's (a
-  // task that is never queued gives the second back).
-  TaskRecord(std::uint64_t id, std::string_view name) noexcept : id_(id), name_(name) {}
+  // task that is never queued gives the second back), and no id: the pool
+  // gives it one as run() accepts or refuses it.
+  explicit TaskRecord(std::string_view name) noexcept : name_(name) {}
   TaskRecord(const TaskRecord&) = delete;
   TaskRecord& operator=(const TaskRecord&) = delete;
   virtual ~TaskRecord();
 
   [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
+  // By the pool, before the record is shared with another thread.
+  void set_id(std::uint64_t id) noexcept { id_ = id; }
   [[nodiscard]] std::string_view name() const noexcept { return name_; }
   [[nodiscard]] std::uint32_t phase() const noexcept {
     return state_.load(std::memory_order_acquire) & kPhaseMask;
@@ -109,6 +112,16 @@ class TaskRecord {
   }
 
   void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  // add_ref() unless the count already reached zero (the record is being
+  // destroyed: its signal callback may still be running, see release()).
+  // For a holder of a raw pointer that owns no reference. True if it took one.
+  [[nodiscard]] bool try_add_ref() noexcept {
+    std::uint32_t n = refs_.load(std::memory_order_relaxed);
+    do {
+      if (n == 0) return false;
+    } while (!refs_.compare_exchange_weak(n, n + 1, std::memory_order_relaxed));
+    return true;
+  }
   void release() noexcept {
     // acq_rel: the last owner sees every write the others made.
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
@@ -129,14 +142,16 @@ class TaskRecord {
   // The task's own stop source when its worker runs several at once
   // (otherwise the worker's shared one); written before try_start().
   std::stop_source stop{std::nostopstate};
-  // Its timeout timer on the supervisor's loop (supervisor thread only).
-  Timer timeout_timer;
+  // RunOptions::timeout: the deadline, listed in the pool's deadlines
+  // (internal/pool_core.h) while unsettled. Written before the record is
+  // shared with another thread.
+  Clock::time_point deadline{};
   bool timed = false;
 
  private:
   mutable std::atomic<std::uint32_t> state_{kQueued};
   std::atomic<std::uint32_t> refs_{2};
-  const std::uint64_t id_;
+  std::uint64_t id_ = 0;
   const std::string_view name_;  // static storage (the task registry), or ""
   std::unique_ptr<TaskError> error_;
   // The continuation (then()), allocated only when one is installed:
@@ -181,8 +196,7 @@ class TaskRecordRef {
 template <class R, class Fn>
 class TypedTaskRecord final : public TaskRecord {
  public:
-  TypedTaskRecord(std::uint64_t id, std::string_view name, Fn fn)
-      : TaskRecord(id, name), fn_(std::move(fn)) {}
+  TypedTaskRecord(std::string_view name, Fn fn) : TaskRecord(name), fn_(std::move(fn)) {}
   void invoke(TaskContext& ctx) override {
     if constexpr (std::is_void_v<R>) {
       (*fn_)(ctx);
@@ -207,11 +221,15 @@ class TypedTaskRecord final : public TaskRecord {
   [[no_unique_address]] std::conditional_t<std::is_void_v<R>, Nothing, std::optional<R>> result_;
 };
 
+class TaskRecordRef;
 // Cancels (errc kCancelled or kTimedOut) a task of `pool`; see
-// TaskFuture::cancel. Any thread.
-bool cancel_task(PoolCore& pool, TaskRecord& rec, TaskErrc errc);
+// TaskFuture::cancel. The caller holds a reference (`rec`), so the record
+// outlives the call and any grace timer it arms. Any thread.
+bool cancel_task(PoolCore& pool, const TaskRecordRef& rec, TaskErrc errc);
 // A TaskError for `errc` (its code string chosen here), with a message.
 std::unique_ptr<TaskError> make_task_error(TaskErrc errc, std::string message,
                                            std::string type_name = {}, std::string code = {});
+// The error of a task cancelled (kCancelled) or timed out (kTimedOut).
+std::unique_ptr<TaskError> cancelled_error(TaskErrc why);
 
 }  // namespace weave::internal
