@@ -56,12 +56,8 @@ PoolOptions validated(PoolOptions o) {
     invalid("options.name must be at most " + std::to_string(WorkerOptions::kMaxNameBytes - 16) +
             " bytes with no NUL byte");
   }
-  const ResourceLimits& r = o.resource_limits;
-  if (r.max_arena_bytes > ResourceLimits::kMaxArenaBytes ||
-      (r.stack_size_bytes != 0 && (r.stack_size_bytes < ResourceLimits::kMinStackBytes ||
-                                   r.stack_size_bytes > ResourceLimits::kMaxStackBytes))) {
-    invalid("options.resource_limits are out of range (see weave::ResourceLimits)");
-  }
+  // The Worker's own check: it names the field and its range.
+  o.resource_limits.validate("weave::Pool: options.resource_limits");
   if (Result<Value> c = structured_clone(o.worker_data); !c) {
     invalid("options.worker_data cannot be cloned: " + c.status().message());
   }

@@ -1738,6 +1738,18 @@ TEST_F(PoolTest, BadOptionsAreRejectedNamingTheOption) {
   PoolOptions long_name = fixed(1);
   long_name.name = std::string(WorkerOptions::kMaxNameBytes, 'n');
   EXPECT_THAT(rejection(long_name), HasSubstr("name"));
+
+  // The Worker's own check, naming the pool's option, the field and the range.
+  PoolOptions small_stack = fixed(1);
+  small_stack.resource_limits.stack_size_bytes = 4096;
+  EXPECT_THAT(rejection(small_stack),
+              HasSubstr("weave::Pool: options.resource_limits.stack_size_bytes must be 0 (the "
+                        "default) or between " +
+                        std::to_string(ResourceLimits::kMinStackBytes)));
+  PoolOptions huge_arena = fixed(1);
+  huge_arena.resource_limits.max_arena_bytes = ResourceLimits::kMaxArenaBytes + 1;
+  EXPECT_THAT(rejection(huge_arena),
+              HasSubstr("weave::Pool: options.resource_limits.max_arena_bytes"));
 }
 
 }  // namespace
