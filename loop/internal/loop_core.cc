@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <new>
+#include <thread>
 
 #include "atomics/internal/futex.h"
 
@@ -118,12 +119,22 @@ std::chrono::nanoseconds LoopCore::park(std::optional<std::chrono::nanoseconds> 
   return idle;
 }
 
-void LoopCore::shut_down() {
+void LoopCore::shut_down() noexcept {
   dead_.store(true, std::memory_order_seq_cst);
-  // Posters that passed the dead_ check are about to enqueue: run their tasks
-  // (the owner thread still exists here) so none is dropped silently.
-  while (pending_tasks_.load(std::memory_order_seq_cst) > 0) {
-    if (run_tasks([] { return true; }) == 0) cpu_relax();
+  // Posters that passed the dead_ check are about to enqueue: wait for each
+  // of their tasks, and destroy it unrun, with the ones already queued. A
+  // task's destructor that posts here again is refused (dead_ is set).
+  Task task;
+  for (int idle = 0; pending_tasks_.load(std::memory_order_seq_cst) > 0;) {
+    if (tasks_.try_dequeue(task)) {
+      pending_tasks_.fetch_sub(1, std::memory_order_acq_rel);
+      task.reset();
+      idle = 0;
+    } else if (++idle < 128) {
+      cpu_relax();
+    } else {
+      std::this_thread::yield();  // the poster may be preempted on our core
+    }
   }
 }
 
