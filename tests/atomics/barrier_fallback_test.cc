@@ -37,7 +37,7 @@ TEST_F(BarrierFallbackTest, TransientFailuresAreRetriedAndTheModeStaysAsymmetric
   EXPECT_TRUE(asymmetric_barriers_available());
   // The barrier still works as a pair.
   const auto c = testing::store_buffer_litmus(
-      20'000, [] { light_barrier(); }, [] { heavy_barrier(); });
+      20'000 / testing::kStressScale, [] { light_barrier(); }, [] { heavy_barrier(); });
   EXPECT_EQ(c.both_zero, 0);
 }
 
@@ -58,7 +58,7 @@ TEST_F(BarrierFallbackTest, PersistentFailureSwitchesBothSidesToFencesForGood) {
   EXPECT_EQ(after.ipi_fallbacks - before.ipi_fallbacks, 1u)
       << "the switch was not made sound by a process-wide barrier";
 #endif
-  constexpr int kRounds = 50'000;
+  constexpr int kRounds = 50'000 / testing::kStressScale;
   const auto c = testing::store_buffer_litmus(
       kRounds, [] { light_barrier(); }, [] { heavy_barrier(); });
   EXPECT_EQ(c.both_zero, 0) << "rounds where neither side saw the other's store";

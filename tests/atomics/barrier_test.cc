@@ -30,7 +30,8 @@ TEST_F(AsymmetricBarrierTest, ModeIsDecidedOnceAndStaysTheSame) {
 // working heavy_barrier() from a slow no-op — see tests/atomics/litmus.h; the
 // control below shows what the harness does detect.)
 TEST_F(AsymmetricBarrierTest, AtLeastOneSideSeesTheOthersStoreInEveryRound) {
-  constexpr int kRounds = 50'000;
+  // Fewer under a sanitizer, whose instrumentation hides reorderings anyway.
+  constexpr int kRounds = 50'000 / testing::kStressScale;
   const testing::LitmusCounts c = testing::store_buffer_litmus(
       kRounds, [] { light_barrier(); }, [] { heavy_barrier(); });
   EXPECT_EQ(c.both_zero, 0) << "rounds where neither side saw the other's store";
@@ -44,7 +45,7 @@ TEST_F(AsymmetricBarrierTest, AtLeastOneSideSeesTheOthersStoreInEveryRound) {
 // hardware and on both threads running at once): with compiler barriers only,
 // x86 shows both-zero rounds; with seq_cst fences on both sides, none.
 TEST_F(AsymmetricBarrierTest, ControlRunsShowWhatTheHarnessDetects) {
-  constexpr int kRounds = 50'000;
+  constexpr int kRounds = 50'000 / testing::kStressScale;
   const auto none = testing::store_buffer_litmus(
       kRounds, [] { std::atomic_signal_fence(std::memory_order_seq_cst); },
       [] { std::atomic_signal_fence(std::memory_order_seq_cst); });

@@ -1482,25 +1482,27 @@ TEST_F(EventLoopTest, AMillionSetAndCancelPairsLeaveTheTimerHeapEmpty) {
 
 // Removal from the middle of the heap keeps the heap a heap: timers set in a
 // scrambled order, every third one cancelled (from the front, the middle and
-// the back of the heap), fire in deadline order, ties in the order set.
+// the back of the heap), fire in deadline order, ties in the order set. The
+// slots are 50 ms apart, far more than setting all the timers takes (even
+// under a sanitizer), so each slot's timers are due before the next slot's.
 TEST_F(EventLoopTest, CancellingFromTheMiddleOfTheHeapKeepsDeadlineAndTieOrder) {
   on_fresh_thread([] {
     EventLoop& loop = EventLoop::current();
     constexpr int kTimers = 600;
+    constexpr int kSlots = 10;
     std::vector<int> fired;
     std::vector<Timer> timers;
     std::vector<int> expected;
-    // Delay slot (i * 7) % 60 ms: ten timers per slot, set out of order.
+    auto slot_of = [](int i) { return (i * 7) % kSlots; };
     for (int i = 0; i < kTimers; ++i) {
-      const int slot = (i * 7) % 60;
-      timers.push_back(
-          loop.set_timeout(std::chrono::milliseconds(slot), [&fired, i] { fired.push_back(i); }));
+      timers.push_back(loop.set_timeout(std::chrono::milliseconds(50 * slot_of(i)),
+                                        [&fired, i] { fired.push_back(i); }));
     }
     for (int i = 0; i < kTimers; i += 3) timers[static_cast<std::size_t>(i)].cancel();
     EXPECT_EQ(internal::LoopTesting::timer_heap_size(loop), std::size_t{kTimers - kTimers / 3});
-    for (int slot = 0; slot < 60; ++slot) {
+    for (int slot = 0; slot < kSlots; ++slot) {
       for (int i = 0; i < kTimers; ++i) {
-        if ((i * 7) % 60 == slot && i % 3 != 0) expected.push_back(i);
+        if (slot_of(i) == slot && i % 3 != 0) expected.push_back(i);
       }
     }
     EXPECT_FALSE(loop.run());
