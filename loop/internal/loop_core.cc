@@ -5,13 +5,14 @@
 #include <thread>
 
 #include "atomics/internal/futex.h"
+#include "atomics/internal/spin_policy.h"
 
 namespace weave::internal {
 
 namespace {
-// Spin this long before parking: long enough to cover a round trip to a busy
-// peer on another core, short enough not to burn a core while idle.
-constexpr auto kSpinFor = std::chrono::microseconds(20);
+// Spin this long before parking (atomics/internal/spin_policy.h).
+constexpr auto kSpinFor = kSpinBeforePark;
+constexpr int kClockMask = kSpinPausesPerClockRead - 1;
 thread_local const char tls_tag = 0;
 }  // namespace
 
@@ -90,9 +91,9 @@ std::chrono::nanoseconds LoopCore::park(std::optional<std::chrono::nanoseconds> 
     // Hot sources: a post to one costs its producer no signal, so look.
     if (poll(ctx)) return std::chrono::nanoseconds(0);
     cpu_relax();
-    if ((i & 63) != 63) continue;
+    if ((i & kClockMask) != kClockMask) continue;
     const auto now = steady_clock::now();
-    if (i == 63) {
+    if (i == kClockMask) {
       spin_until = now + kSpinFor;
       if (timeout) {
         if (*timeout <= kSpinFor) spin_until = now + *timeout;
