@@ -15,19 +15,22 @@
 // unsigned representation, so there is no undefined behaviour. Indexes are
 // bounds-checked against the view's current length: out of range throws
 // std::out_of_range (index and length in the message) and touches nothing.
-// Using a float view, or waiting on a width other than 32/64 bits, is a
-// compile-time error.
+// Using a float view is a compile-time error (the functions are constrained on
+// atomics::AtomicElement, which the diagnostic names), as is waiting on a
+// width other than 32/64 bits (a static_assert that says so).
 //
 // wait / notify: the ECMAScript memory model's WaiterList. A waiter compares
 // the element with `expected` and, if equal, joins the FIFO list of waiters
 // on that element's address, atomically with respect to notify (so a notify
 // after a store that changed the value never misses a waiter that saw the old
 // one). notify(view, i, count) wakes the `count` oldest waiters on element i
-// (all by default) and returns how many it woke. Timeouts use the steady
-// clock and never end a wait early. See atomics/internal/waiter_list.h for
-// the design, and for the room left for two things that come next: a wait
-// woken by Worker::terminate() (it throws WaitInterrupted, below), and
-// wait_async completing on an event loop.
+// (all by default; none for a negative count, as in JS) and returns how many
+// it woke. Timeouts use the steady clock and never end a wait early; they
+// mean what base/deadline.h says: kForever, ~100 years or more, or a
+// floating-point NaN is no timeout (JS: a NaN timeout waits forever), zero or
+// less does not wait. A wait in a worker being terminated throws
+// WaitInterrupted (below). See atomics/internal/waiter_list.h for the design;
+// the asynchronous form, wait_async, is in loop/atomics_async.h.
 //
 // Memory ordering: all seq_cst, as in JS. Every write made before a notify()
 // that wakes a wait() is visible to the waiter once wait() returns kOk.
@@ -45,31 +48,31 @@
 
 #include "atomics/internal/waiter_list.h"
 #include "atomics/shared_view.h"
+#include "base/deadline.h"
 
 namespace weave::atomics {
+
+// The element types Atomics operate on: the integer views (Int8View ..
+// Uint64View). Not float views — JS's Atomics reject Float32Array and
+// Float64Array too: passing one fails to compile, naming this concept.
+template <class T>
+concept AtomicElement = std::is_integral_v<T> && internal::kIsViewElement<T>;
+
 namespace detail {
 
 template <class T>
-inline constexpr bool kIsAtomicElement = std::is_integral_v<T>&& internal::kIsViewElement<T>;
-
-template <class T>
-constexpr void check_atomic_element() {
-  static_assert(kIsAtomicElement<T>,
-                "weave::atomics: atomic operations need an integer view (Int8View..Uint64View), "
-                "as JS's Atomics reject Float32Array/Float64Array");
-}
+inline constexpr bool kIsAtomicElement = AtomicElement<T>;
 
 // The element as its unsigned representation: arithmetic on it wraps with no
 // undefined behaviour, and converting back to T is modular (C++20).
-template <class T>
+template <AtomicElement T>
 std::atomic_ref<std::make_unsigned_t<T>> unsigned_ref(const SharedView<T>& view, std::size_t i) {
-  check_atomic_element<T>();
   // Aliasing a signed integer as its unsigned counterpart is allowed.
   return std::atomic_ref<std::make_unsigned_t<T>>(
       *reinterpret_cast<std::make_unsigned_t<T>*>(view.at(i)));
 }
 
-template <class T>
+template <AtomicElement T>
 constexpr std::make_unsigned_t<T> to_unsigned(T v) noexcept {
   return static_cast<std::make_unsigned_t<T>>(v);
 }
@@ -84,14 +87,14 @@ constexpr void check_waitable() {
 }  // namespace detail
 
 // `view[i]`, seq_cst. Any thread. Never blocks. Never allocates.
-template <class T>
+template <AtomicElement T>
 [[nodiscard]] T load(const SharedView<T>& view, std::size_t i) {
   return static_cast<T>(detail::unsigned_ref(view, i).load());
 }
 
 // Stores `value` into `view[i]`, seq_cst; returns `value`.
 // Any thread. Never blocks. Never allocates.
-template <class T>
+template <AtomicElement T>
 T store(const SharedView<T>& view, std::size_t i, std::type_identity_t<T> value) {
   detail::unsigned_ref(view, i).store(detail::to_unsigned(value));
   return value;
@@ -99,42 +102,42 @@ T store(const SharedView<T>& view, std::size_t i, std::type_identity_t<T> value)
 
 // view[i] += value, wrapping; returns the old value. Any thread. Never blocks.
 // Never allocates.
-template <class T>
+template <AtomicElement T>
 T add(const SharedView<T>& view, std::size_t i, std::type_identity_t<T> value) {
   return static_cast<T>(detail::unsigned_ref(view, i).fetch_add(detail::to_unsigned(value)));
 }
 
 // view[i] -= value, wrapping; returns the old value. Any thread. Never blocks.
 // Never allocates.
-template <class T>
+template <AtomicElement T>
 T sub(const SharedView<T>& view, std::size_t i, std::type_identity_t<T> value) {
   return static_cast<T>(detail::unsigned_ref(view, i).fetch_sub(detail::to_unsigned(value)));
 }
 
 // view[i] &= value (JS's Atomics.and); returns the old value. Any thread.
 // Never blocks. Never allocates.
-template <class T>
+template <AtomicElement T>
 T bit_and(const SharedView<T>& view, std::size_t i, std::type_identity_t<T> value) {
   return static_cast<T>(detail::unsigned_ref(view, i).fetch_and(detail::to_unsigned(value)));
 }
 
 // view[i] |= value (JS's Atomics.or); returns the old value. Any thread.
 // Never blocks. Never allocates.
-template <class T>
+template <AtomicElement T>
 T bit_or(const SharedView<T>& view, std::size_t i, std::type_identity_t<T> value) {
   return static_cast<T>(detail::unsigned_ref(view, i).fetch_or(detail::to_unsigned(value)));
 }
 
 // view[i] ^= value (JS's Atomics.xor); returns the old value. Any thread.
 // Never blocks. Never allocates.
-template <class T>
+template <AtomicElement T>
 T bit_xor(const SharedView<T>& view, std::size_t i, std::type_identity_t<T> value) {
   return static_cast<T>(detail::unsigned_ref(view, i).fetch_xor(detail::to_unsigned(value)));
 }
 
 // view[i] = value; returns the old value. Any thread. Never blocks. Never
 // allocates.
-template <class T>
+template <AtomicElement T>
 T exchange(const SharedView<T>& view, std::size_t i, std::type_identity_t<T> value) {
   return static_cast<T>(detail::unsigned_ref(view, i).exchange(detail::to_unsigned(value)));
 }
@@ -142,7 +145,7 @@ T exchange(const SharedView<T>& view, std::size_t i, std::type_identity_t<T> val
 // If view[i] == expected, stores replacement. Returns the value that was
 // there either way (equal to `expected` exactly when it stored), as JS's
 // Atomics.compareExchange. Any thread. Never blocks. Never allocates.
-template <class T>
+template <AtomicElement T>
 T compare_exchange(const SharedView<T>& view, std::size_t i, std::type_identity_t<T> expected,
                    std::type_identity_t<T> replacement) {
   auto old = detail::to_unsigned(expected);
@@ -180,8 +183,8 @@ enum class WaitResult : std::uint8_t {
 // Never allocates.
 [[nodiscard]] std::string_view to_string(WaitResult result) noexcept;
 
-// notify's default count: wake every waiter.
-inline constexpr std::size_t kNotifyAll = std::numeric_limits<std::size_t>::max();
+// notify's default count: wake every waiter (JS: a count of +Infinity).
+inline constexpr std::int64_t kNotifyAll = std::numeric_limits<std::int64_t>::max();
 
 // Thrown by wait / wait_for / wait_until in a worker that is being
 // terminated (Worker::terminate() interrupts its wait), to unwind it; the
@@ -217,40 +220,52 @@ template <class T>
 
 // As wait(), but gives up with kTimedOut at `deadline` (steady clock; never
 // earlier). A deadline already passed still compares: kNotEqual or kTimedOut.
+// time_point::max() (or any deadline past what the clock can hold) is none.
 // Any thread. May block. Never allocates.
 template <class T, class Duration>
 [[nodiscard]] WaitResult wait_until(
     const SharedView<T>& view, std::size_t i, std::type_identity_t<T> expected,
     const std::chrono::time_point<std::chrono::steady_clock, Duration>& deadline) {
-  const std::chrono::steady_clock::time_point d =
-      std::chrono::ceil<std::chrono::steady_clock::duration>(deadline);  // never early
-  return detail::wait_impl<T>(view, i, expected, &d);
+  using Dur = std::chrono::steady_clock::duration;
+  if (std::chrono::duration<double>(deadline.time_since_epoch()) >=
+      std::chrono::duration<double>(Dur::max())) {
+    return detail::wait_impl<T>(view, i, expected, nullptr);
+  }
+  const std::chrono::steady_clock::time_point d = std::chrono::ceil<Dur>(deadline);  // never early
+  return detail::wait_impl<T>(view, i, expected, is_forever(d) ? nullptr : &d);
 }
 
-// As wait(), but gives up with kTimedOut after `timeout` (negative counts as
-// zero, as in JS; a timeout beyond ~100 years counts as none).
-// Any thread. May block. Never allocates.
+// As wait(), but gives up with kTimedOut after `timeout`: zero or less does
+// not wait (JS); kForever, ~100 years or more, or NaN is no timeout (see
+// base/deadline.h). Any thread. May block. Never allocates.
 template <class T, class Rep, class Period>
 [[nodiscard]] WaitResult wait_for(const SharedView<T>& view, std::size_t i,
                                   std::type_identity_t<T> expected,
                                   const std::chrono::duration<Rep, Period>& timeout) {
-  using Seconds = std::chrono::duration<double>;
-  constexpr Seconds kForever{100.0 * 365 * 24 * 3600};
-  if (Seconds(timeout) >= kForever) return detail::wait_impl<T>(view, i, expected, nullptr);
-  const auto rel = Seconds(timeout) <= Seconds::zero()
-                       ? std::chrono::steady_clock::duration::zero()
-                       : std::chrono::ceil<std::chrono::steady_clock::duration>(timeout);
-  const auto deadline = std::chrono::steady_clock::now() + rel;
-  return detail::wait_impl<T>(view, i, expected, &deadline);
+  const std::chrono::steady_clock::time_point deadline =
+      deadline_after(std::chrono::steady_clock::now(), timeout);
+  return detail::wait_impl<T>(view, i, expected, is_forever(deadline) ? nullptr : &deadline);
 }
 
 // Atomics.notify: wakes up to `count` waiters on view[i], oldest first;
-// returns how many it woke (0 when none wait). Any thread. Never blocks
-// (beyond a short internal lock). Never allocates.
-template <class T>
-std::size_t notify(const SharedView<T>& view, std::size_t i, std::size_t count = kNotifyAll) {
+// returns how many it woke (0 when none wait). `count` is any integer: a
+// negative one wakes none (as JS's Atomics.notify does), kNotifyAll (the
+// default) or any count at least the number of waiters wakes them all. The
+// index is checked either way. Any thread. Never blocks (beyond a short
+// internal lock). Never allocates.
+template <class T, class Count = std::int64_t>
+requires(std::is_integral_v<Count> && !std::is_same_v<Count, bool>) std::size_t
+    notify(const SharedView<T>& view, std::size_t i, Count count = kNotifyAll) {
   detail::check_waitable<T>();
-  return internal::notify_address(view.at(i), count);
+  T* p = view.at(i);  // bounds check first, whatever the count
+  std::size_t n = 0;
+  if constexpr (std::is_signed_v<Count>) {
+    if (count <= 0) return 0;
+    n = static_cast<std::size_t>(count);
+  } else {
+    n = static_cast<std::size_t>(count);  // size_t is the widest: no wrap
+  }
+  return n == 0 ? 0 : internal::notify_address(p, n);
 }
 
 }  // namespace weave::atomics

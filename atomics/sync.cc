@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "atomics/atomics.h"
+#include "base/internal/scope_exit.h"
 
 namespace weave {
 namespace internal {
@@ -36,11 +37,11 @@ namespace {
 // False only when the deadline passed.
 bool wait_word(const Int32View& words, std::size_t i, std::int32_t expected,
                const SyncDeadline& deadline) {
-  if (deadline.forever) {
+  if (is_forever(deadline)) {
     (void)atomics::wait(words, i, expected);  // kOk or kNotEqual: either way, look again
     return true;
   }
-  return atomics::wait_until(words, i, expected, deadline.at) != atomics::WaitResult::kTimedOut;
+  return atomics::wait_until(words, i, expected, deadline) != atomics::WaitResult::kTimedOut;
 }
 
 }  // namespace
@@ -67,7 +68,7 @@ bool SharedMutex::try_lock() const {
   return atomics::compare_exchange(word_, 0, kUnlocked, kLocked) == kUnlocked;
 }
 
-void SharedMutex::lock() const { (void)lock_until({{}, true}); }
+void SharedMutex::lock() const { (void)lock_until(internal::SyncDeadline::max()); }
 
 bool SharedMutex::lock_until(internal::SyncDeadline deadline) const {
   std::int32_t c = atomics::compare_exchange(word_, 0, kUnlocked, kLocked);
@@ -131,13 +132,19 @@ bool SharedSemaphore::try_acquire() const {
   return false;
 }
 
-void SharedSemaphore::acquire() const { (void)acquire_until({{}, true}); }
+void SharedSemaphore::acquire() const { (void)acquire_until(internal::SyncDeadline::max()); }
 
 bool SharedSemaphore::acquire_until(internal::SyncDeadline deadline) const {
   while (!try_acquire()) {
     atomics::add(words_, kSleepers, 1);
-    const bool in_time = internal::wait_word(words_, kCount, 0, deadline);
-    atomics::sub(words_, kSleepers, 1);
+    bool in_time = false;
+    {
+      // Given back however the wait ends: also when it throws WaitInterrupted
+      // (the worker is being terminated), or every later release() would pay
+      // a notify that wakes no one.
+      internal::ScopeExit sleeper_back{[this]() noexcept { atomics::sub(words_, kSleepers, 1); }};
+      in_time = internal::wait_word(words_, kCount, 0, deadline);
+    }
     // Timed out: a unit released at the last moment is still taken.
     if (!in_time) return try_acquire();
   }

@@ -43,6 +43,20 @@
 // arrive_and_wait() in a phase, to every party once it returns from that
 // phase.
 //
+// Timeouts (the _for forms) mean what base/deadline.h says: zero or less
+// does not wait, kForever (~100 years or more, or a NaN) waits for good.
+//
+// Termination: in a weave worker being terminated (Worker::terminate()),
+// every blocking call here — lock(), acquire(), wait(), arrive_and_wait()
+// and the timed forms — throws atomics::WaitInterrupted instead of waiting
+// (see atomics/atomics.h), and keeps throwing for the rest of that worker's
+// life. The object's state stays consistent (a semaphore's sleeper count is
+// given back). The hazard: a destructor that blocks on one of these (say, an
+// RAII guard that lock()s a SharedMutex while unwinding from the first
+// WaitInterrupted) throws from a destructor, which is std::terminate. In code
+// a worker may run while being terminated, take these locks with try_lock()
+// (or not at all) in destructors.
+//
 // Threading: every method may be called from any thread, on any handle.
 // Handles are small values; none allocates after construction.
 #pragma once
@@ -54,27 +68,32 @@
 
 #include "atomics/shared_array_buffer.h"
 #include "atomics/shared_view.h"
+#include "base/deadline.h"
 
 namespace weave {
 namespace internal {
 
-// A timeout as a steady-clock deadline, never earlier than now + timeout
-// (negative counts as zero); `forever` is set instead for timeouts beyond
-// ~100 years, where the deadline would overflow.
-struct SyncDeadline {
-  std::chrono::steady_clock::time_point at;
-  bool forever = false;
-};
+// A timeout as a steady-clock deadline (base/deadline.h): never earlier than
+// now + timeout, zero or less is now, and kForever (~100 years or more, or a
+// NaN) is time_point::max(), which the waits read as "no deadline".
+using SyncDeadline = std::chrono::steady_clock::time_point;
 
 template <class Rep, class Period>
 SyncDeadline sync_deadline_after(const std::chrono::duration<Rep, Period>& timeout) {
-  using Seconds = std::chrono::duration<double>;
-  constexpr Seconds kForever{100.0 * 365 * 24 * 3600};
-  if (Seconds(timeout) >= kForever) return {{}, true};
-  const auto rel = Seconds(timeout) <= Seconds::zero()
-                       ? std::chrono::steady_clock::duration::zero()
-                       : std::chrono::ceil<std::chrono::steady_clock::duration>(timeout);
-  return {std::chrono::steady_clock::now() + rel, false};
+  return deadline_after(std::chrono::steady_clock::now(), timeout);
+}
+
+// A steady-clock time point as a deadline: rounded up, never early; one past
+// what the clock can hold is none (time_point::max()).
+template <class Duration>
+SyncDeadline sync_deadline_at(
+    const std::chrono::time_point<std::chrono::steady_clock, Duration>& deadline) {
+  using Dur = std::chrono::steady_clock::duration;
+  if (std::chrono::duration<double>(deadline.time_since_epoch()) >=
+      std::chrono::duration<double>(Dur::max())) {
+    return SyncDeadline::max();
+  }
+  return std::chrono::ceil<Dur>(deadline);
 }
 
 // The Int32View of `byte_length` bytes at `byte_offset`, after checking the
@@ -120,7 +139,7 @@ class SharedMutex {
   template <class Duration>
   [[nodiscard]] bool try_lock_until(
       const std::chrono::time_point<std::chrono::steady_clock, Duration>& deadline) const {
-    return lock_until({std::chrono::ceil<std::chrono::steady_clock::duration>(deadline), false});
+    return lock_until(internal::sync_deadline_at(deadline));
   }
 
   // Releases the mutex and wakes one waiter, if any may wait. The mutex must

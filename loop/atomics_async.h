@@ -13,7 +13,18 @@
 // wait() — notify() counts it and wakes waiters oldest first, blocking and
 // asynchronous alike — and the callback runs on the loop once it is notified
 // (kOk) or the timeout passes (kTimedOut). While pending it keeps the loop
-// alive; AsyncWait::cancel() withdraws it (no callback, no keep-alive).
+// alive; AsyncWait::cancel() withdraws it (no callback, no keep-alive). A
+// timeout of kForever (base/deadline.h) is no timeout.
+//
+// The end of the loop: if the loop's thread exits while the wait is pending,
+// the wait is withdrawn from the waiter list (a later notify does not count
+// it) and its callback is destroyed unrun, on that thread — as a task posted
+// to an ended loop is (loop/event_loop.h). The AsyncWait handle then reports
+// !pending().
+//
+// Cost: wait_async allocates everything up front (the node, its timer, its
+// registration with the loop); a notify only links the node onto the loop's
+// ready list — no allocation, never a throw, under the waiter list's lock.
 //
 // Lives in loop/, not atomics/: it needs an event loop, and atomics/ is the
 // leaf. Built on internal::AsyncWaiter (atomics/internal/waiter_list.h).

@@ -1,12 +1,18 @@
 #include "loop/event_loop.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cassert>
+#include <optional>
 #include <utility>
 
 #include "atomics/internal/barrier.h"
+#include "base/internal/scope_exit.h"
+#include "loop/internal/loop_core.h"
 
 namespace weave {
+
+using internal::ScopeExit;
 
 namespace {
 // A hot source that had nothing for this many polls in a row is armed even
@@ -15,38 +21,39 @@ namespace {
 // source armed at once.
 constexpr std::uint32_t kIdlePollsBeforeArm = 64;
 
-// Sources dispatched per turn are drained by their own budget (see
-// channel/internal/inbox.h); immediates queued during a turn wait for the next.
+// The owning pointer, and a plain copy of it for Timer's checks: a trivial
+// thread_local, readable even from thread_local destructors that run after the
+// loop's.
 thread_local std::unique_ptr<EventLoop> tls_loop;
+constinit thread_local EventLoop* tls_live_loop = nullptr;
 
-template <class F>
-struct ScopeExit {
-  ~ScopeExit() { fn(); }
-  F fn;
-};
-template <class F>
-ScopeExit(F) -> ScopeExit<F>;
+// Serials for Timer: 0 is "no loop".
+std::atomic<std::uint64_t> g_next_loop_serial{1};
 }  // namespace
 
 // --- Timer ---------------------------------------------------------------------
 
 void Timer::cancel() {
-  if (loop_) loop_->cancel_timer(id_);
+  if (EventLoop* loop = EventLoop::live_loop(loop_serial_)) loop->cancel_timer(id_);
 }
 Timer& Timer::ref() {
-  if (loop_) loop_->set_timer_ref(id_, true);
+  if (EventLoop* loop = EventLoop::live_loop(loop_serial_)) loop->set_timer_ref(id_, true);
   return *this;
 }
 Timer& Timer::unref() {
-  if (loop_) loop_->set_timer_ref(id_, false);
+  if (EventLoop* loop = EventLoop::live_loop(loop_serial_)) loop->set_timer_ref(id_, false);
   return *this;
 }
 bool Timer::has_ref() const {
-  if (!loop_) return false;
-  auto it = loop_->timers_.find(id_);
-  return it != loop_->timers_.end() && it->second.refed;
+  EventLoop* loop = EventLoop::live_loop(loop_serial_);
+  if (!loop) return false;
+  auto it = loop->timers_.find(id_);
+  return it != loop->timers_.end() && it->second.refed;
 }
-bool Timer::active() const { return loop_ && loop_->timers_.count(id_) != 0; }
+bool Timer::active() const {
+  EventLoop* loop = EventLoop::live_loop(loop_serial_);
+  return loop && loop->timers_.count(id_) != 0;
+}
 
 // --- KeepAlive / LoopHandle ------------------------------------------------------
 
@@ -71,29 +78,57 @@ void LoopHandle::stop() const {
 }
 KeepAlive LoopHandle::keep_alive() const { return KeepAlive(core_); }
 bool LoopHandle::is_current() const noexcept { return core_ && core_->owned_by_current_thread(); }
+std::uint64_t LoopHandle::turns_approx() const noexcept {
+  return core_ ? core_->turns_approx() : 0;
+}
+Clock::duration LoopHandle::idle_time_approx() const noexcept {
+  return core_ ? Clock::duration(core_->idle_time_approx()) : Clock::duration{};
+}
 
 // --- EventLoop -------------------------------------------------------------------
 
 EventLoop& EventLoop::current() {
-  if (!tls_loop) tls_loop.reset(new EventLoop());
+  if (!tls_loop) {
+    tls_loop.reset(new EventLoop());
+    tls_live_loop = tls_loop.get();
+  }
   return *tls_loop;
 }
 
-EventLoop::EventLoop() : core_(std::make_shared<internal::LoopCore>()) {
+EventLoop* EventLoop::live_loop(std::uint64_t serial) noexcept {
+  EventLoop* loop = tls_live_loop;
+  return loop != nullptr && serial != 0 && loop->serial_ == serial && !loop->ending_ ? loop
+                                                                                     : nullptr;
+}
+
+EventLoop::EventLoop()
+    : core_(std::make_shared<internal::LoopCore>()),
+      serial_(g_next_loop_serial.fetch_add(1, std::memory_order_relaxed)) {  // unique: no order
   core_->bind_to_current_thread();
 }
 
 EventLoop::~EventLoop() {
+  // From here on Timers are inert: a destructor run below that cancels one
+  // does not touch the tables being torn down.
+  ending_ = true;
+  // Tasks posted and not run are destroyed unrun (see event_loop.h).
   core_->shut_down();
   // Sources still registered (ports whose owners outlive the thread) are
   // released here; their inboxes stay valid for the peers, who will see them
-  // as unbound and keep queuing until the port is destroyed.
+  // as unbound and keep queuing until the port is destroyed. Pending
+  // asynchronous waits are sources too: they withdraw and drop their
+  // callbacks unrun.
   auto sources = std::move(sources_);
   sources_.clear();
   hot_.clear();
   for (auto& [raw, rec] : sources) rec.source->on_loop_destroyed();
   sources.clear();
+  heap_.clear();
+  immediates_.clear();
+  auto timers = std::move(timers_);
   timers_.clear();
+  timers.clear();  // destroys pending callbacks unrun
+  if (tls_live_loop == this) tls_live_loop = nullptr;
 }
 
 bool EventLoop::alive() const noexcept {
@@ -102,49 +137,118 @@ bool EventLoop::alive() const noexcept {
 
 void EventLoop::stop() noexcept { stop_ = true; }
 
+bool EventLoop::should_stop() noexcept {
+  if (!stop_ && core_->take_stop_request()) [[unlikely]] {
+    stop_ = true;
+  }
+  return stop_;
+}
+
+std::uint64_t EventLoop::turns() const noexcept { return core_->turns_approx(); }
+Clock::duration EventLoop::idle_time() const noexcept { return core_->idle_time_approx(); }
+
 Timer EventLoop::add_timer(Clock::duration delay, Task fn, bool repeat, bool immediate) {
-  if (delay < Clock::duration::zero()) delay = Clock::duration::zero();
-  const std::uint64_t id = next_timer_id_++;
-  TimerRec rec;
+  const std::uint64_t id = next_timer_id_;
+  auto [it, inserted] = timers_.try_emplace(id);
+  assert(inserted);
+  TimerRec& rec = it->second;
   rec.fn = std::move(fn);
   rec.period = delay;
+  rec.id = id;
   rec.repeat = repeat;
   rec.immediate = immediate;
-  rec.seq = next_seq_++;
-  if (immediate) {
-    immediates_.push_back(id);
-  } else {
-    rec.due = Clock::now() + delay;
-    heap_.push(HeapEntry{rec.due, rec.seq, id});
+  rec.seq = next_seq_;
+  try {
+    if (immediate) {
+      immediates_.push_back(id);
+    } else {
+      rec.due = deadline_after(Clock::now(), delay);
+      heap_push(&rec);
+    }
+  } catch (...) {
+    timers_.erase(it);  // out of memory: nothing was added
+    throw;
   }
-  timers_.emplace(id, std::move(rec));
+  ++next_timer_id_;
+  ++next_seq_;
   ++refs_;
-  return Timer(this, id);
+  return Timer(serial_, id);
 }
 
-Timer EventLoop::set_timeout(Clock::duration delay, Task fn) {
-  return add_timer(delay, std::move(fn), false, false);
-}
-Timer EventLoop::set_interval(Clock::duration period, Task fn) {
-  // Like Node, a zero or negative period repeats as fast as turns allow, but
-  // at least one turn apart: timers due now run once per turn.
-  return add_timer(period, std::move(fn), true, false);
-}
 Timer EventLoop::set_immediate(Task fn) { return add_timer({}, std::move(fn), false, true); }
 
-void EventLoop::cancel_timer(std::uint64_t id) {
+void EventLoop::cancel_timer(std::uint64_t id) noexcept {
   auto it = timers_.find(id);
   if (it == timers_.end()) return;
   if (it->second.refed) --refs_;
-  // Heap and immediate entries are dropped lazily when they come up.
+  // Out of the heap now (an immediate's id is dropped from its list when it
+  // comes up, within a turn).
+  if (it->second.heap_index != kNotInHeap) heap_remove(it->second.heap_index);
   timers_.erase(it);
 }
 
-void EventLoop::set_timer_ref(std::uint64_t id, bool refed) {
+void EventLoop::set_timer_ref(std::uint64_t id, bool refed) noexcept {
   auto it = timers_.find(id);
   if (it == timers_.end() || it->second.refed == refed) return;
   it->second.refed = refed;
   refs_ += refed ? 1 : -1;
+}
+
+// --- The timer heap ------------------------------------------------------------------
+// A binary min-heap in a vector, as libuv's: every move of an entry updates
+// its record's heap_index, so a cancelled timer leaves in O(log n) instead of
+// waiting in the heap until its deadline.
+
+void EventLoop::heap_place(std::size_t i, const HeapEntry& e) noexcept {
+  heap_[i] = e;
+  e.rec->heap_index = i;
+}
+
+void EventLoop::sift_up(std::size_t i) noexcept {
+  const HeapEntry e = heap_[i];
+  while (i > 0) {
+    const std::size_t parent = (i - 1) / 2;
+    if (!e.before(heap_[parent])) break;
+    heap_place(i, heap_[parent]);
+    i = parent;
+  }
+  heap_place(i, e);
+}
+
+void EventLoop::sift_down(std::size_t i) noexcept {
+  const std::size_t n = heap_.size();
+  const HeapEntry e = heap_[i];
+  for (;;) {
+    std::size_t child = 2 * i + 1;
+    if (child >= n) break;
+    if (child + 1 < n && heap_[child + 1].before(heap_[child])) ++child;
+    if (!heap_[child].before(e)) break;
+    heap_place(i, heap_[child]);
+    i = child;
+  }
+  heap_place(i, e);
+}
+
+void EventLoop::heap_push(TimerRec* rec) {
+  heap_.push_back(HeapEntry{rec->due, rec->seq, rec});  // may throw: nothing changed
+  sift_up(heap_.size() - 1);
+}
+
+void EventLoop::heap_remove(std::size_t i) noexcept {
+  heap_[i].rec->heap_index = kNotInHeap;
+  const HeapEntry last = heap_.back();
+  heap_.pop_back();
+  if (i < heap_.size()) {
+    heap_place(i, last);
+    if (i > 0 && last.before(heap_[(i - 1) / 2])) {
+      sift_up(i);
+    } else {
+      sift_down(i);
+    }
+  }
+  // A burst of timers that were all cancelled gives its memory back.
+  // (libstdc++'s shrink_to_fit swallows a failed allocation.)
+  if (heap_.capacity() > 1024 && heap_.size() < heap_.capacity() / 4) heap_.shrink_to_fit();
 }
 
 void EventLoop::run_timers() {
@@ -153,34 +257,29 @@ void EventLoop::run_timers() {
   // Only timers due at the start of the phase run now; an interval re-armed
   // with a zero period waits for the next turn instead of spinning here.
   const std::uint64_t seq_limit = next_seq_;
-  while (!heap_.empty() && heap_.top().due <= now && heap_.top().seq < seq_limit &&
+  while (!heap_.empty() && heap_.front().due <= now && heap_.front().seq < seq_limit &&
          !should_stop()) {
-    const HeapEntry top = heap_.top();
-    heap_.pop();
-    auto it = timers_.find(top.id);
-    if (it == timers_.end() || it->second.seq != top.seq) continue;  // cancelled
-    TimerRec& rec = it->second;
+    TimerRec& rec = *heap_.front().rec;
+    heap_remove(0);
+    const std::uint64_t id = rec.id;
     Task fn = std::move(rec.fn);
     if (!rec.repeat) {
       // A timeout is done once it fires: drop it before the call, so that the
       // callback sees it inactive and a throw leaves nothing behind.
       if (rec.refed) --refs_;
-      timers_.erase(it);
+      timers_.erase(id);
       ++callbacks_;
       fn();
       continue;
     }
-    rec.running = true;
-    const std::uint64_t id = top.id;
     ScopeExit rearm{[&] {
       auto again = timers_.find(id);
       if (again == timers_.end()) return;  // cancelled from inside
       TimerRec& r = again->second;
-      r.running = false;
       r.fn = std::move(fn);
       r.seq = next_seq_++;
-      r.due = Clock::now() + r.period;
-      heap_.push(HeapEntry{r.due, r.seq, id});
+      r.due = deadline_after(Clock::now(), r.period);
+      heap_push(&r);
     }};
     ++callbacks_;
     fn();
@@ -245,6 +344,11 @@ void EventLoop::remove_source(internal::LoopSource* source) noexcept {
     hot_holes_ = true;
   }
   sources_.erase(it);
+}
+
+void EventLoop::mark_hot(internal::LoopSource* source) {
+  source->idle_polls_ = 0;
+  if (!source->hot_) add_hot(source);  // once: then every dispatch stays here
 }
 
 void EventLoop::add_hot(internal::LoopSource* source) {
@@ -357,18 +461,12 @@ void EventLoop::park(bool may_block) {
   std::optional<std::chrono::nanoseconds> timeout;
   if (!may_block || !immediates_.empty() || core_->has_pending_tasks()) {
     timeout = std::chrono::nanoseconds(0);
-  } else {
-    // The nearest live timer bounds the wait; cancelled entries are dropped.
-    while (!heap_.empty()) {
-      auto it = timers_.find(heap_.top().id);
-      if (it != timers_.end() && it->second.seq == heap_.top().seq) break;
-      heap_.pop();
-    }
-    if (!heap_.empty()) {
-      const auto left = heap_.top().due - Clock::now();
-      timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(
-          left < Clock::duration::zero() ? Clock::duration::zero() : left);
-    }
+  } else if (!heap_.empty() && !is_forever(heap_.front().due)) {
+    // The nearest timer bounds the wait (the heap holds no cancelled ones);
+    // a timer that never fires bounds nothing.
+    const auto left = heap_.front().due - Clock::now();
+    timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(
+        left < Clock::duration::zero() ? Clock::duration::zero() : left);
   }
   if (timeout && timeout->count() == 0) return;
   auto poll = [](void* self) noexcept { return static_cast<EventLoop*>(self)->poll_hot_sources(); };

@@ -20,21 +20,34 @@
 // Exceptions: an exception that escapes a callback propagates out of run();
 // the loop stays consistent and run() may be called again. (Workers catch it
 // and turn it into an `error` event.)
+//
+// Durations: a delay or period goes through weave::deadline_after
+// (base/deadline.h): it saturates instead of overflowing, and kForever (or any
+// duration of ~100 years or more, or a floating-point NaN) means "never fires"
+// — such a timer, while refed, keeps the loop alive for good.
+//
+// The end of a loop: when its thread exits, the loop ends. Tasks posted to it
+// that it never ran are destroyed unrun (on that thread), exactly as a post()
+// after the end is refused and destroyed: no user code runs during thread
+// exit. Pending timers and asynchronous waits are dropped the same way, and a
+// Timer or AsyncWait kept past its loop is harmless (it reports inactive).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <queue>
 #include <unordered_map>
 #include <vector>
 
-#include "loop/internal/loop_core.h"
+#include "base/deadline.h"
 #include "loop/internal/task.h"
 
 namespace weave {
 namespace internal {
+class LoopCore;
+class LoopSource;
 struct LoopSources;
+struct LoopTesting;
 }  // namespace internal
 
 using Clock = std::chrono::steady_clock;
@@ -43,60 +56,74 @@ using Task = internal::Task;
 class EventLoop;
 
 // A timer, interval or immediate created by one loop. A cheap copyable handle;
-// copies name the same timer. Owner thread only.
+// copies name the same timer. Owner thread only; once its loop has ended (or
+// on another thread) every call is harmless: cancel() and ref() do nothing,
+// has_ref() and active() are false.
 class Timer {
  public:
   Timer() = default;
 
-  // Cancels it (clearTimeout/clearInterval/clearImmediate). Cancelling twice,
-  // or after it fired, does nothing. Owner thread only. Never blocks.
+  // Cancels it (clearTimeout/clearInterval/clearImmediate) and frees what it
+  // held at once. Cancelling twice, or after it fired, does nothing. Owner
+  // thread only. Never blocks. Never allocates.
   void cancel();
   // ref(): keeps the loop alive while pending (the default). unref(): does not.
   // Owner thread only. Never blocks. Never allocates.
   Timer& ref();
   Timer& unref();
+  // Owner thread only. Never blocks. Never allocates.
   [[nodiscard]] bool has_ref() const;
   // True while it can still fire (an interval until cancelled).
+  // Owner thread only. Never blocks. Never allocates.
   [[nodiscard]] bool active() const;
+  // Any thread. Never blocks. Never allocates.
   [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
 
  private:
   friend class EventLoop;
-  Timer(EventLoop* loop, std::uint64_t id) : loop_(loop), id_(id) {}
-  EventLoop* loop_ = nullptr;
+  Timer(std::uint64_t loop_serial, std::uint64_t id) : loop_serial_(loop_serial), id_(id) {}
+  // The loop it belongs to, by a process-unique serial rather than a pointer:
+  // a Timer that outlives its loop finds no loop with that serial.
+  std::uint64_t loop_serial_ = 0;
   std::uint64_t id_ = 0;
 };
 
 // Keeps a loop alive while it exists, from any thread (a worker uses one to
-// keep its parent's loop running). Movable RAII token. Any thread.
+// keep its parent's loop running). Movable RAII token; made by
+// LoopHandle::keep_alive(). Any thread.
 class KeepAlive {
  public:
   KeepAlive() = default;
-  explicit KeepAlive(std::shared_ptr<internal::LoopCore> core);
   KeepAlive(KeepAlive&&) noexcept = default;
   KeepAlive& operator=(KeepAlive&& o) noexcept;
   KeepAlive(const KeepAlive&) = delete;
   KeepAlive& operator=(const KeepAlive&) = delete;
   ~KeepAlive() { reset(); }
+  // Releases the reference (once). Any thread. Never blocks. Never allocates.
   void reset();
+  // Any thread. Never blocks. Never allocates.
   [[nodiscard]] bool holds() const noexcept { return core_ != nullptr; }
 
  private:
+  friend class LoopHandle;
+  explicit KeepAlive(std::shared_ptr<internal::LoopCore> core);
   std::shared_ptr<internal::LoopCore> core_;
 };
 
 // A reference to some thread's loop that any thread may use and keep; it stays
 // valid after that thread and its loop are gone (posting then returns false).
+// Made by EventLoop::handle().
 class LoopHandle {
  public:
   LoopHandle() = default;
-  explicit LoopHandle(std::shared_ptr<internal::LoopCore> core) : core_(std::move(core)) {}
 
   // Runs `task` on the loop's thread, after tasks posted earlier by the same
   // thread. Returns false (and drops nothing of the caller's: the task is
   // destroyed unrun) when the loop has ended. A queued task keeps the loop
-  // alive until it ran. Any thread. Never blocks. Allocates (queue blocks, and
-  // the task if it is larger than Task::kInlineBytes).
+  // alive until it ran; if the loop's thread exits first, without running the
+  // loop again, the task is destroyed unrun there (see the top). Any thread.
+  // Never blocks. Allocates (queue blocks, and the task if it is larger than
+  // Task::kInlineBytes).
   bool post(Task task) const;
   // Makes run() return after the current callback. Any thread. Never blocks.
   void stop() const;
@@ -106,18 +133,17 @@ class LoopHandle {
   [[nodiscard]] bool is_current() const noexcept;
   // The loop's turns and time parked so far (see EventLoop::turns); zero for
   // an empty handle. Any thread. Never blocks. Never allocates.
-  [[nodiscard]] std::uint64_t turns_approx() const noexcept {
-    return core_ ? core_->turns_approx() : 0;
-  }
-  [[nodiscard]] Clock::duration idle_time_approx() const noexcept {
-    return core_ ? Clock::duration(core_->idle_time_approx()) : Clock::duration{};
-  }
+  [[nodiscard]] std::uint64_t turns_approx() const noexcept;
+  [[nodiscard]] Clock::duration idle_time_approx() const noexcept;
+  // Any thread. Never blocks. Never allocates.
   [[nodiscard]] bool valid() const noexcept { return core_ != nullptr; }
-  [[nodiscard]] internal::LoopCore* core() const noexcept { return core_.get(); }
 
   friend bool operator==(const LoopHandle& a, const LoopHandle& b) { return a.core_ == b.core_; }
 
  private:
+  friend class EventLoop;
+  friend struct internal::LoopSources;
+  explicit LoopHandle(std::shared_ptr<internal::LoopCore> core) : core_(std::move(core)) {}
   std::shared_ptr<internal::LoopCore> core_;
 };
 
@@ -146,14 +172,24 @@ class EventLoop {
   // True while something referenced is pending. Owner thread only.
   [[nodiscard]] bool alive() const noexcept;
 
-  // setTimeout / setInterval / setImmediate. `delay` below zero counts as 0.
+  // setTimeout / setInterval / setImmediate. `delay` at or below zero counts
+  // as 0; kForever (see base/deadline.h: also ~100 years or more, or NaN)
+  // never fires; other delays are rounded up to the clock's tick, never down.
   // Each turn runs, in this order: the timers due at its start (those due
   // together in the order they were set), tasks posted from other threads,
   // message sources, then the immediates queued before the immediate phase
   // began (in order; ones queued by them wait for the next turn).
   // Owner thread only. Never blocks. Allocates.
-  Timer set_timeout(Clock::duration delay, Task fn);
-  Timer set_interval(Clock::duration period, Task fn);
+  template <class Rep, class Period>
+  Timer set_timeout(std::chrono::duration<Rep, Period> delay, Task fn) {
+    return add_timer(to_delay(delay), std::move(fn), false, false);
+  }
+  // Like Node, a zero or negative period repeats as fast as turns allow, but
+  // at least one turn apart: timers due now run once per turn.
+  template <class Rep, class Period>
+  Timer set_interval(std::chrono::duration<Rep, Period> period, Task fn) {
+    return add_timer(to_delay(period), std::move(fn), true, false);
+  }
   Timer set_immediate(Task fn);
 
   // Runs `fn` on this loop; same as handle().post(fn). Any thread.
@@ -164,37 +200,54 @@ class EventLoop {
   // Counters for utilization: loop turns, and time spent parked in the
   // kernel (the short spin before parking counts as busy). Other threads read
   // them through LoopHandle. Owner thread only. Never blocks. Never allocates.
-  [[nodiscard]] std::uint64_t turns() const noexcept { return core_->turns_approx(); }
-  [[nodiscard]] Clock::duration idle_time() const noexcept { return core_->idle_time_approx(); }
+  [[nodiscard]] std::uint64_t turns() const noexcept;
+  [[nodiscard]] Clock::duration idle_time() const noexcept;
 
+  // Ends the loop (see the top): posted tasks not yet run, timers and
+  // asynchronous waits are destroyed unrun. Runs at thread exit.
   ~EventLoop();
 
  private:
   friend class Timer;
   friend struct internal::LoopSources;  // weave's own sources: loop/internal/sources.h
+  friend struct internal::LoopTesting;  // white-box counters for tests: same header
+  // A delay as the loop's duration: saturating, forever for kForever or NaN.
+  template <class Rep, class Period>
+  static Clock::duration to_delay(std::chrono::duration<Rep, Period> d) noexcept {
+    if (is_forever(d)) return kForever;
+    if (!(d > std::chrono::duration<Rep, Period>::zero())) return Clock::duration::zero();
+    return std::chrono::ceil<Clock::duration>(d);  // below the threshold: fits
+  }
   // For weave's own sources, through internal::LoopSources (see there).
   void add_source(std::shared_ptr<internal::LoopSource> source, bool refed);
   void remove_source(internal::LoopSource* source) noexcept;
   void set_source_ref(internal::LoopSource* source, bool refed);
-  void mark_hot(internal::LoopSource* source) {
-    source->idle_polls_ = 0;
-    if (!source->hot_) add_hot(source);  // once: then every dispatch stays here
-  }
+  void mark_hot(internal::LoopSource* source);
+
+  static constexpr std::size_t kNotInHeap = static_cast<std::size_t>(-1);
   struct TimerRec {
     Task fn;
-    Clock::duration period{};  // > 0 for intervals
-    Clock::time_point due{};
+    Clock::duration period{};  // for intervals
+    Clock::time_point due{};   // time_point::max(): never
+    std::uint64_t id = 0;
     std::uint64_t seq = 0;  // ordering among equal deadlines
+    // Where it sits in heap_, kept up to date by every heap move: a cancel
+    // removes it in O(log n). kNotInHeap for immediates and for an interval
+    // while its callback runs.
+    std::size_t heap_index = kNotInHeap;
     bool repeat = false;
     bool immediate = false;
     bool refed = true;
-    bool running = false;
   };
+  // A binary min-heap on (due, seq), entries pointing at their records (the
+  // records live in timers_, whose nodes never move).
   struct HeapEntry {
     Clock::time_point due;
     std::uint64_t seq;
-    std::uint64_t id;
-    bool operator>(const HeapEntry& o) const { return due != o.due ? due > o.due : seq > o.seq; }
+    TimerRec* rec;
+    bool before(const HeapEntry& o) const noexcept {
+      return due != o.due ? due < o.due : seq < o.seq;
+    }
   };
   struct SourceRec {
     std::shared_ptr<internal::LoopSource> source;
@@ -202,9 +255,16 @@ class EventLoop {
   };
 
   EventLoop();
+  // The calling thread's loop if it is the live loop with this serial.
+  static EventLoop* live_loop(std::uint64_t serial) noexcept;
   Timer add_timer(Clock::duration delay, Task fn, bool repeat, bool immediate);
-  void cancel_timer(std::uint64_t id);
-  void set_timer_ref(std::uint64_t id, bool refed);
+  void cancel_timer(std::uint64_t id) noexcept;
+  void set_timer_ref(std::uint64_t id, bool refed) noexcept;
+  void heap_push(TimerRec* rec);
+  void heap_remove(std::size_t i) noexcept;
+  void heap_place(std::size_t i, const HeapEntry& e) noexcept;
+  void sift_up(std::size_t i) noexcept;
+  void sift_down(std::size_t i) noexcept;
   void run_timers();
   void run_immediates();
   void run_ready_sources();
@@ -218,18 +278,15 @@ class EventLoop {
   void dispatch_source(internal::LoopSource* source);
   void park(bool may_block);
   void add_hot(internal::LoopSource* source);
-  // Checked between callbacks: inline, a plain load of a word of our own and
-  // one of the core's.
-  bool should_stop() noexcept {
-    if (!stop_ && core_->take_stop_request()) [[unlikely]] {
-      stop_ = true;
-    }
-    return stop_;
-  }
+  // Checked between callbacks: a plain load of a word of our own and one of
+  // the core's.
+  bool should_stop() noexcept;
 
   std::shared_ptr<internal::LoopCore> core_;
+  const std::uint64_t serial_;  // process-unique, for Timer (see there)
+  bool ending_ = false;         // in ~EventLoop: Timers no longer reach it
   std::unordered_map<std::uint64_t, TimerRec> timers_;
-  std::priority_queue<HeapEntry, std::vector<HeapEntry>, std::greater<>> heap_;
+  std::vector<HeapEntry> heap_;
   std::vector<std::uint64_t> immediates_;
   std::unordered_map<internal::LoopSource*, SourceRec> sources_;
   std::vector<internal::LoopSource*> ready_;  // scratch for one turn
@@ -253,10 +310,12 @@ class EventLoop {
 };
 
 // Node-style shorthands for the calling thread's loop.
-inline Timer set_timeout(Clock::duration d, Task fn) {
+template <class Rep, class Period>
+Timer set_timeout(std::chrono::duration<Rep, Period> d, Task fn) {
   return EventLoop::current().set_timeout(d, std::move(fn));
 }
-inline Timer set_interval(Clock::duration d, Task fn) {
+template <class Rep, class Period>
+Timer set_interval(std::chrono::duration<Rep, Period> d, Task fn) {
   return EventLoop::current().set_interval(d, std::move(fn));
 }
 inline Timer set_immediate(Task fn) { return EventLoop::current().set_immediate(std::move(fn)); }

@@ -2,8 +2,10 @@
 // wake it from another thread, with an optional timeout.
 //
 // Threading: every function here is safe from any thread. These are the raw
-// building blocks under the event loop's park/wake and, later, Atomics.wait;
-// user code should not include this header.
+// building blocks under the event loop's park/wake and under each blocked
+// waiter of the waiter list (atomics/internal/waiter_list.h: a waiter parks
+// on its own word, not on the shared element); user code should not include
+// this header.
 //
 // Memory ordering: futex_wait/futex_wake order nothing by themselves. Callers
 // publish state with a release (or seq_cst) store/RMW on the word before

@@ -2,6 +2,13 @@
 // instructions. Cheaper than a mutex on a signal path (one RMW to take, a
 // plain store to give back); never held across anything that blocks.
 // Lockable, so std::lock_guard works. Any thread. Never allocates.
+//
+// Spin, then sched_yield: under SCHED_FIFO (or SCHED_RR), a waiter that
+// preempted the holder on the same core never lets it run again (yield only
+// yields to equal or higher priorities), a livelock. weave does not support
+// real-time scheduling classes for threads that use it; the same holds for
+// the loop's shut-down wait (loop/internal/loop_core.h) and the inbox's
+// publish wait (channel/internal/inbox.h).
 #pragma once
 
 #include <atomic>

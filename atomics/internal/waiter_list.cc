@@ -1,6 +1,7 @@
 #include "atomics/internal/waiter_list.h"
 
 #include "atomics/internal/futex.h"
+#include "atomics/internal/spin_policy.h"
 
 namespace weave::internal {
 
@@ -8,11 +9,11 @@ namespace {
 // kWaiting: linked, spinning; kSleeping: linked, (about to be) in futex_wait;
 // kNotified / kInterrupted: unlinked by a waker.
 enum : std::uint32_t { kWaiting = 0, kNotified = 1, kInterrupted = 2, kSleeping = 3 };
-// A waiter spins this long on its own word before it sleeps in the kernel,
-// as an event loop does before it parks: a notify that comes within it (a
-// peer answering) costs neither side a system call. Waking a sleeping
-// thread on another core costs ~15-20 us on a VM.
-constexpr auto kSpinFor = std::chrono::microseconds(20);
+// A waiter spins on its own word before it sleeps in the kernel, as an event
+// loop does before it parks (atomics/internal/spin_policy.h): a notify that
+// comes within it (a peer answering) costs neither side a system call.
+constexpr auto kSpinFor = kSpinBeforePark;
+constexpr int kClockMask = kSpinPausesPerClockRead - 1;
 thread_local WaitInterruptor* tl_interruptor = nullptr;
 }  // namespace
 
@@ -132,7 +133,7 @@ WaitOutcome wait_on_address(void* addr, std::size_t width, std::uint64_t expecte
     std::lock_guard lock(shard.mu);
     return outcome_of(state);
   };
-  // Spin first (see kSpinFor); the clock is read every 64 pauses.
+  // Spin first (see kSpinFor); the clock is read every kSpinPausesPerClockRead pauses.
   {
     auto spin_until = std::chrono::steady_clock::now() + kSpinFor;
     if (deadline != nullptr && *deadline < spin_until) spin_until = *deadline;
@@ -142,7 +143,7 @@ WaitOutcome wait_on_address(void* addr, std::size_t width, std::uint64_t expecte
       const std::uint32_t s = self.state.load(std::memory_order_acquire);
       if (s != kWaiting) return woken(s);
       cpu_relax();
-      if ((i & 63) == 63 && std::chrono::steady_clock::now() >= spin_until) break;
+      if ((i & kClockMask) == kClockMask && std::chrono::steady_clock::now() >= spin_until) break;
     }
   }
   for (;;) {

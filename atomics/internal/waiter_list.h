@@ -30,10 +30,11 @@
 // finds the node linked: never lost. Lock order: interruptor, then shard; a
 // waiter never holds both.
 //
-// Room for what comes next (not built yet): wait_async, a node that is
-// heap-allocated and owned by the list, with a completion posted to an event
-// loop instead of a futex word; notify's scan stays the same (it already
-// only unlinks, marks and wakes).
+// Asynchronous waiters (Atomics.waitAsync, loop/atomics_async.h): an
+// AsyncWaiter's node joins the same FIFO list; instead of a futex word, a
+// notify that picks it calls its on_notified() under the shard lock (which
+// schedules the waiter on its event loop without allocating). Its owner keeps
+// it alive while it is linked; notify's scan is the same for both kinds.
 //
 // Threading: every function here is safe from any thread.
 #pragma once

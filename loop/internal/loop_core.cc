@@ -2,15 +2,17 @@
 
 #include <algorithm>
 #include <new>
+#include <thread>
 
 #include "atomics/internal/futex.h"
+#include "atomics/internal/spin_policy.h"
 
 namespace weave::internal {
 
 namespace {
-// Spin this long before parking: long enough to cover a round trip to a busy
-// peer on another core, short enough not to burn a core while idle.
-constexpr auto kSpinFor = std::chrono::microseconds(20);
+// Spin this long before parking (atomics/internal/spin_policy.h).
+constexpr auto kSpinFor = kSpinBeforePark;
+constexpr int kClockMask = kSpinPausesPerClockRead - 1;
 thread_local const char tls_tag = 0;
 }  // namespace
 
@@ -89,9 +91,9 @@ std::chrono::nanoseconds LoopCore::park(std::optional<std::chrono::nanoseconds> 
     // Hot sources: a post to one costs its producer no signal, so look.
     if (poll(ctx)) return std::chrono::nanoseconds(0);
     cpu_relax();
-    if ((i & 63) != 63) continue;
+    if ((i & kClockMask) != kClockMask) continue;
     const auto now = steady_clock::now();
-    if (i == 63) {
+    if (i == kClockMask) {
       spin_until = now + kSpinFor;
       if (timeout) {
         if (*timeout <= kSpinFor) spin_until = now + *timeout;
@@ -118,12 +120,22 @@ std::chrono::nanoseconds LoopCore::park(std::optional<std::chrono::nanoseconds> 
   return idle;
 }
 
-void LoopCore::shut_down() {
+void LoopCore::shut_down() noexcept {
   dead_.store(true, std::memory_order_seq_cst);
-  // Posters that passed the dead_ check are about to enqueue: run their tasks
-  // (the owner thread still exists here) so none is dropped silently.
-  while (pending_tasks_.load(std::memory_order_seq_cst) > 0) {
-    if (run_tasks([] { return true; }) == 0) cpu_relax();
+  // Posters that passed the dead_ check are about to enqueue: wait for each
+  // of their tasks, and destroy it unrun, with the ones already queued. A
+  // task's destructor that posts here again is refused (dead_ is set).
+  Task task;
+  for (int idle = 0; pending_tasks_.load(std::memory_order_seq_cst) > 0;) {
+    if (tasks_.try_dequeue(task)) {
+      pending_tasks_.fetch_sub(1, std::memory_order_acq_rel);
+      task.reset();
+      idle = 0;
+    } else if (++idle < 128) {
+      cpu_relax();
+    } else {
+      std::this_thread::yield();  // the poster may be preempted on our core
+    }
   }
 }
 

@@ -101,9 +101,9 @@ class LoopCore {
   void add_external_ref() noexcept { external_refs_.fetch_add(1, std::memory_order_relaxed); }
   void release_external_ref() noexcept;
 
-  // --- owner thread only
-  // ------------------------------------------------------ Takes every
-  // scheduled source, oldest first, clearing their queued_ flags.
+  // --- owner thread only ---------------------------------------------------
+
+  // Takes every scheduled source, oldest first, clearing their queued_ flags.
   template <class Fn>
   void take_ready(Fn&& visit);
   // Runs queued tasks; returns how many ran.
@@ -129,9 +129,14 @@ class LoopCore {
   [[nodiscard]] bool has_external_refs() const noexcept {
     return external_refs_.load(std::memory_order_acquire) > 0;
   }
-  // Marks the core dead (post() fails from now on) and runs the tasks that
-  // made it in before. Called by the owning EventLoop's destructor.
-  void shut_down();
+  // Marks the core dead (post() fails from now on) and destroys, unrun, the
+  // tasks that made it in before: the loop has ended, and no user code runs
+  // at thread exit (see loop/event_loop.h). It waits for posters that passed
+  // the dead check to finish enqueuing: a short spin, then sched_yield — which
+  // under SCHED_FIFO, with such a poster preempted on the same core by this
+  // thread, would spin for good (weave does not support SCHED_FIFO threads).
+  // Called by the owning EventLoop's destructor. Never blocks (see above).
+  void shut_down() noexcept;
   [[nodiscard]] bool owned_by_current_thread() const noexcept;
   void bind_to_current_thread() noexcept;
 

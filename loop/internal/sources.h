@@ -6,8 +6,11 @@
 //
 // Threading: every function is Owner thread only (the loop's), except that
 // core() may be kept and used from other threads as LoopCore allows.
+//
+// internal::LoopTesting, below: white-box counters for tests.
 #pragma once
 
+#include <cstddef>
 #include <memory>
 
 #include "loop/event_loop.h"
@@ -37,6 +40,28 @@ struct LoopSources {
   // The loop's cross-thread core (schedule, post). Owner thread only to get;
   // the reference is valid while the loop lives.
   static LoopCore& core(EventLoop& loop) noexcept { return *loop.core_; }
+  // The same through a handle (nullptr for an empty one), valid while the
+  // handle is. Any thread. Never blocks. Never allocates.
+  static LoopCore* core(const LoopHandle& handle) noexcept { return handle.core_.get(); }
+};
+
+struct LoopTesting {
+  // Entries in the loop's timer heap: pending timeouts and intervals, with no
+  // cancelled ones left behind. Owner thread only. Never blocks. Never
+  // allocates.
+  [[nodiscard]] static std::size_t timer_heap_size(const EventLoop& loop) noexcept {
+    return loop.heap_.size();
+  }
+  // Timer records held (timers, intervals, immediates not yet run or
+  // cancelled). Owner thread only. Never blocks. Never allocates.
+  [[nodiscard]] static std::size_t timer_count(const EventLoop& loop) noexcept {
+    return loop.timers_.size();
+  }
+  // Registered sources (ports, pending asynchronous waits, ...). Owner thread
+  // only. Never blocks. Never allocates.
+  [[nodiscard]] static std::size_t source_count(const EventLoop& loop) noexcept {
+    return loop.sources_.size();
+  }
 };
 
 }  // namespace weave::internal

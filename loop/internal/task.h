@@ -18,8 +18,8 @@ class Task {
   Task(std::nullptr_t) noexcept {}
 
   template <class F>
-    requires(!std::is_same_v<std::decay_t<F>, Task> && std::is_invocable_v<std::decay_t<F>&>)
-  Task(F&& f) {  // NOLINT: implicit on purpose, like std::function
+  requires(!std::is_same_v<std::decay_t<F>, Task> && std::is_invocable_v<std::decay_t<F>&>)
+      Task(F&& f) {  // NOLINT: implicit on purpose, like std::function
     using Fn = std::decay_t<F>;
     static_assert(std::is_move_constructible_v<Fn>,
                   "weave::Task: the callable must be move-constructible");
@@ -65,13 +65,12 @@ class Task {
     void (*destroy)(void*) noexcept;
   };
   template <class Fn>
-  static constexpr Ops kInlineOps = {
-      [](void* p) { (*static_cast<Fn*>(p))(); },
-      [](void* from, void* to) noexcept {
-        ::new (to) Fn(std::move(*static_cast<Fn*>(from)));
-        static_cast<Fn*>(from)->~Fn();
-      },
-      [](void* p) noexcept { static_cast<Fn*>(p)->~Fn(); }};
+  static constexpr Ops kInlineOps = {[](void* p) { (*static_cast<Fn*>(p))(); },
+                                     [](void* from, void* to) noexcept {
+                                       ::new (to) Fn(std::move(*static_cast<Fn*>(from)));
+                                       static_cast<Fn*>(from)->~Fn();
+                                     },
+                                     [](void* p) noexcept { static_cast<Fn*>(p)->~Fn(); }};
   template <class Fn>
   static constexpr Ops kHeapOps = {
       [](void* p) { (**static_cast<Fn**>(p))(); },

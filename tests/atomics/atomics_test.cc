@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <stdexcept>
@@ -444,5 +445,122 @@ TEST_P(AtomicsCounterTest, ConcurrentAddsReachTheExactTotal) {
 }
 INSTANTIATE_TEST_SUITE_P(Threads, AtomicsCounterTest, ::testing::Values(2, 4, 8));
 
+// --- conformance with test262 (Atomics.wait / Atomics.notify) ---------------------
+
+// test262 built-ins/Atomics/wait/nan-for-timeout: a NaN timeout is +Infinity.
+// It used to be undefined behaviour (NaN converted to an integer inside
+// std::chrono::ceil): it timed out at once, or not, at random.
+TEST_F(AtomicsTest, NanTimeoutWaitsUntilNotified) {
+  SharedArrayBuffer sab(8);
+  Int32View v(sab);
+  atomics::WaitResult result = atomics::WaitResult::kTimedOut;
+  std::thread waiter(
+      [&] { result = atomics::wait_for(v, 0, 0, std::chrono::duration<double>(std::nan(""))); });
+  ASSERT_TRUE(wait_for_waiters(v, 0, 1));
+  EXPECT_EQ(atomics::notify(v, 0), 1u);
+  waiter.join();
+  EXPECT_EQ(result, atomics::WaitResult::kOk);
+}
+
+TEST_F(AtomicsTest, ForeverAndHugeFloatingTimeoutsWaitUntilNotified) {
+  SharedArrayBuffer sab(8);
+  Int32View v(sab);
+  for (auto timeout : {std::chrono::duration<double>(1e300),
+                       std::chrono::duration<double>(std::numeric_limits<double>::infinity())}) {
+    atomics::WaitResult result = atomics::WaitResult::kTimedOut;
+    std::thread waiter([&] { result = atomics::wait_for(v, 0, 0, timeout); });
+    ASSERT_TRUE(wait_for_waiters(v, 0, 1));
+    EXPECT_EQ(atomics::notify(v, 0), 1u);
+    waiter.join();
+    EXPECT_EQ(result, atomics::WaitResult::kOk);
+  }
+  atomics::WaitResult result = atomics::WaitResult::kTimedOut;
+  std::thread waiter([&] { result = atomics::wait_for(v, 0, 0, kForever); });
+  ASSERT_TRUE(wait_for_waiters(v, 0, 1));
+  EXPECT_EQ(atomics::notify(v, 0), 1u);
+  waiter.join();
+  EXPECT_EQ(result, atomics::WaitResult::kOk);
+  // A negative floating timeout is zero: it does not wait.
+  EXPECT_EQ(atomics::wait_for(v, 0, 0, std::chrono::duration<double>(-1e300)),
+            atomics::WaitResult::kTimedOut);
+  EXPECT_EQ(atomics::wait_for(v, 0, 0, std::chrono::duration<double>(-0.0)),
+            atomics::WaitResult::kTimedOut);
+}
+
+TEST_F(AtomicsTest, WaitUntilTheEndOfTimeWaitsUntilNotified) {
+  SharedArrayBuffer sab(8);
+  Int32View v(sab);
+  atomics::WaitResult result = atomics::WaitResult::kTimedOut;
+  std::thread waiter([&] {
+    result = atomics::wait_until(
+        v, 0, 0, std::chrono::time_point<std::chrono::steady_clock, std::chrono::hours>::max());
+  });
+  ASSERT_TRUE(wait_for_waiters(v, 0, 1));
+  EXPECT_EQ(atomics::notify(v, 0), 1u);
+  waiter.join();
+  EXPECT_EQ(result, atomics::WaitResult::kOk);
+}
+
+// test262 built-ins/Atomics/notify/negative-count: a negative count wakes
+// none. It used to wake everyone (the count was a std::size_t: -1 became the
+// largest count).
+TEST_F(AtomicsTest, NotifyWithANegativeCountWakesNone) {
+  SharedArrayBuffer sab(8);
+  Int32View v(sab);
+  std::vector<std::thread> waiters;
+  for (int i = 0; i < 2; ++i) {
+    waiters.emplace_back([&] { EXPECT_EQ(atomics::wait(v, 0, 0), atomics::WaitResult::kOk); });
+  }
+  ASSERT_TRUE(wait_for_waiters(v, 0, 2));
+  EXPECT_EQ(atomics::notify(v, 0, -1), 0u);
+  EXPECT_EQ(atomics::notify(v, 0, std::numeric_limits<std::int64_t>::min()), 0u);
+  EXPECT_EQ(atomics::notify(v, 0, 0), 0u);
+  EXPECT_EQ(internal::waiter_count_approx(v, 0), 2u);
+  // Out of range is still checked with a count of none.
+  EXPECT_THROW(atomics::notify(v, 2, -1), std::out_of_range);
+  // An unsigned count as large as it gets is "all", not a negative one.
+  EXPECT_EQ(atomics::notify(v, 0, std::numeric_limits<std::size_t>::max()), 2u);
+  for (auto& t : waiters) t.join();
+}
+
+TEST_F(AtomicsTest, NotifyCountsAreExactWhateverTheirIntegerType) {
+  SharedArrayBuffer sab(8);
+  Int32View v(sab);
+  std::vector<std::thread> waiters;
+  for (int i = 0; i < 3; ++i) {
+    waiters.emplace_back([&] { EXPECT_EQ(atomics::wait(v, 0, 0), atomics::WaitResult::kOk); });
+  }
+  ASSERT_TRUE(wait_for_waiters(v, 0, 3));
+  EXPECT_EQ(atomics::notify(v, 0, std::int8_t{1}), 1u);
+  EXPECT_EQ(atomics::notify(v, 0, std::uint16_t{1}), 1u);
+  EXPECT_EQ(atomics::notify(v, 0, atomics::kNotifyAll), 1u);
+  for (auto& t : waiters) t.join();
+}
+
+// A float view given to an atomic operation: JS throws a TypeError; here it
+// does not compile, and the diagnostic names atomics::AtomicElement (it used
+// to be an obscure std::make_unsigned<double> error from inside the library).
+template <class View, class E>
+concept CanAdd = requires(View v, E e) {
+  atomics::add(v, 0, e);
+};
+template <class View, class E>
+concept CanLoadStore = requires(View v, E e) {
+  atomics::load(v, 0);
+  atomics::store(v, 0, e);
+};
+template <class View, class E>
+concept CanCompareExchange = requires(View v, E e) {
+  atomics::compare_exchange(v, 0, e, e);
+};
+static_assert(!CanAdd<Float64View, double>, "a float view must not take atomics::add");
+static_assert(!CanAdd<Float32View, float>, "a float view must not take atomics::add");
+static_assert(!CanLoadStore<Float64View, double>);
+static_assert(!CanCompareExchange<Float32View, float>);
+static_assert(CanAdd<Int32View, std::int32_t> && CanAdd<Uint8View, std::uint8_t>);
+static_assert(CanLoadStore<Int64View, std::int64_t>);
+static_assert(CanCompareExchange<Uint16View, std::uint16_t>);
+static_assert(!atomics::AtomicElement<float> && !atomics::AtomicElement<double> &&
+              !atomics::AtomicElement<bool> && atomics::AtomicElement<std::int64_t>);
 }  // namespace
 }  // namespace weave

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <mutex>
 #include <stdexcept>
@@ -422,5 +423,99 @@ TEST_F(SyncTest, BarrierOfOnePartyNeverBlocks) {
   EXPECT_EQ(barrier.phase_approx(), 10u);
 }
 
+// --- interruption (Worker::terminate()) -------------------------------------------
+
+// D12: acquire() raised the semaphore's sleeper count, and a wait that threw
+// WaitInterrupted (the worker being terminated) never gave it back: every
+// later release() then paid a notify that woke no one. White-box: the sleeper
+// count is the semaphore's second Int32 (see kByteLength).
+TEST_F(SyncTest, SemaphoreAcquireInterruptedGivesItsSleeperCountBack) {
+  SharedArrayBuffer sab(8);
+  SharedSemaphore sem(sab, 0);
+  Int32View words(sab, 0, 2);
+  internal::WaitInterruptor interruptor;
+  bool interrupted = false;
+  std::thread worker([&] {
+    internal::set_thread_interruptor(&interruptor);
+    try {
+      sem.acquire();
+    } catch (const atomics::WaitInterrupted&) {
+      interrupted = true;
+    }
+    internal::set_thread_interruptor(nullptr);
+  });
+  wait_for_waiters(sab, 0, 1);
+  EXPECT_EQ(atomics::load(words, 1), 1);
+  interruptor.interrupt();
+  worker.join();
+  EXPECT_TRUE(interrupted);
+  EXPECT_EQ(atomics::load(words, 1), 0) << "the interrupted acquire left its sleeper count";
+  // release() reads the sleeper count to decide whether to notify: with none
+  // left it pays no wake-up, and the unit is there for the next acquirer.
+  sem.release();
+  EXPECT_EQ(sem.count_approx(), 1);
+  EXPECT_TRUE(sem.try_acquire());
+}
+
+// The same through the timed form, and a mutex lock() interrupted: the mutex
+// stays usable (the word may stay "contended", which costs one spare notify).
+TEST_F(SyncTest, InterruptedTimedAcquireAndLockLeaveTheObjectsUsable) {
+  SharedArrayBuffer sab(12);
+  SharedSemaphore sem(sab, 0);
+  SharedMutex mu(sab, 8);
+  Int32View words(sab, 0, 2);
+  mu.lock();
+  internal::WaitInterruptor interruptor;
+  int interrupted = 0;
+  std::thread worker([&] {
+    internal::set_thread_interruptor(&interruptor);
+    try {
+      (void)sem.try_acquire_for(1h);
+    } catch (const atomics::WaitInterrupted&) {
+      ++interrupted;
+    }
+    try {
+      mu.lock();  // the interruptor is pending: throws at once
+    } catch (const atomics::WaitInterrupted&) {
+      ++interrupted;
+    }
+    internal::set_thread_interruptor(nullptr);
+  });
+  wait_for_waiters(sab, 0, 1);
+  interruptor.interrupt();
+  worker.join();
+  EXPECT_EQ(interrupted, 2);
+  EXPECT_EQ(atomics::load(words, 1), 0);
+  mu.unlock();
+  EXPECT_TRUE(mu.try_lock());
+  mu.unlock();
+}
+
+// Timeouts mean what base/deadline.h says: NaN and kForever wait for good
+// (they used to be UB or "~100 years"), zero or less does not wait.
+TEST_F(SyncTest, ForeverAndNanTimeoutsWaitUntilReleased) {
+  SharedArrayBuffer sab(8);
+  SharedSemaphore sem(sab, 0);
+  for (int round = 0; round < 2; ++round) {
+    bool got = false;
+    std::thread t([&] {
+      got = round == 0 ? sem.try_acquire_for(std::chrono::duration<double>(std::nan("")))
+                       : sem.try_acquire_for(kForever);
+    });
+    wait_for_waiters(sab, 0, 1);
+    sem.release();
+    t.join();
+    EXPECT_TRUE(got);
+  }
+  EXPECT_FALSE(sem.try_acquire_for(std::chrono::duration<double>(-1.0)));
+  EXPECT_FALSE(sem.try_acquire_for(0ms));
+  SharedMutex mu(sab, 4);
+  mu.lock();
+  EXPECT_FALSE(mu.try_lock_for(std::chrono::duration<double>(-0.5)));
+  EXPECT_FALSE(mu.try_lock_until(std::chrono::steady_clock::time_point::min()));
+  mu.unlock();
+  EXPECT_TRUE(mu.try_lock_until(std::chrono::steady_clock::time_point::max()));
+  mu.unlock();
+}
 }  // namespace
 }  // namespace weave

@@ -6,8 +6,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "atomics/atomics.h"
 #include "atomics/shared_array_buffer.h"
@@ -136,6 +138,80 @@ TEST_F(WaitAsyncTest, AsyncAndBlockingWaitersShareOneFifoList) {
   EXPECT_EQ(atomics::notify(v, 0, 1), 1u);
   blocker.join();
   EXPECT_EQ(blocking, WaitResult::kOk);
+}
+
+// D11: a pending wait with no timeout used to hold itself (a self-reference
+// broken only by a notify or a timeout): its thread's loop ended and the node
+// and the callback's captures leaked until some thread notified that address,
+// perhaps never. Now the loop withdraws it when it ends and destroys the
+// callback unrun, on its own thread; a later notify finds no one.
+TEST_F(WaitAsyncTest, APendingWaitIsWithdrawnAndItsCallbackDestroyedUnrunWhenTheLoopEnds) {
+  SharedArrayBuffer sab(8);
+  Int32View v(sab);
+  auto token = std::make_shared<int>(0);
+  std::atomic<bool> called{false};
+  atomics::AsyncWait kept;
+  std::thread t([&] {
+    auto r =
+        atomics::wait_async(v, 0, 0, std::nullopt, [token, &called](WaitResult) { called = true; });
+    ASSERT_TRUE(r.async);
+    kept = r.wait;  // a handle that outlives the loop
+    EXPECT_EQ(token.use_count(), 2);
+    // The thread ends without running its loop: the wait is still pending.
+  });
+  t.join();
+  EXPECT_EQ(token.use_count(), 1) << "the ended loop's wait kept its callback's captures";
+  EXPECT_EQ(internal::waiter_count_approx(v, 0), 0u) << "the ended loop's wait is still listed";
+  EXPECT_EQ(atomics::notify(v, 0), 0u);
+  EXPECT_FALSE(called.load());
+  EXPECT_FALSE(kept.pending());
+  EXPECT_FALSE(kept.cancel());
+}
+
+// The same with a timeout, and with a notify that took the node just before
+// the loop ended (its completion never runs: the loop has ended).
+TEST_F(WaitAsyncTest, AWaitNotifiedOrTimedButNotRunWhenTheLoopEndsIsDroppedUnrun) {
+  SharedArrayBuffer sab(8);
+  Int32View v(sab);
+  auto token = std::make_shared<int>(0);
+  std::atomic<int> called{0};
+  std::thread t([&] {
+    auto a = atomics::wait_async(v, 0, 0, 1h, [token, &called](WaitResult) { ++called; });
+    auto b = atomics::wait_async(v, 0, 0, std::nullopt, [token, &called](WaitResult) { ++called; });
+    ASSERT_TRUE(a.async);
+    ASSERT_TRUE(b.async);
+    EXPECT_EQ(atomics::notify(v, 0, 1), 1u);  // takes `a`: its dispatch is queued
+    EXPECT_EQ(token.use_count(), 3);
+  });
+  t.join();
+  EXPECT_EQ(token.use_count(), 1);
+  EXPECT_EQ(called.load(), 0);
+  EXPECT_EQ(internal::waiter_count_approx(v, 0), 0u);
+}
+
+// A notify from another thread completes the wait through the loop's ready
+// list: many waits, many notifiers, each callback exactly once.
+TEST_F(WaitAsyncTest, ManyWaitsNotifiedFromAnotherThreadEachCompleteOnce) {
+  constexpr int kWaits = 200;
+  SharedArrayBuffer sab(8 * kWaits);
+  Int32View v(sab);
+  std::vector<int> results(kWaits, 0);
+  for (int i = 0; i < kWaits; ++i) {
+    auto r = atomics::wait_async(v, static_cast<std::size_t>(i), 0,
+                                 i % 2 ? std::optional<Clock::duration>(1h) : std::nullopt,
+                                 [&results, i](WaitResult w) {
+                                   results[static_cast<std::size_t>(i)] += w == WaitResult::kOk;
+                                 });
+    ASSERT_TRUE(r.async);
+  }
+  std::thread notifier([&] {
+    for (int i = 0; i < kWaits; ++i) {
+      while (atomics::notify(v, static_cast<std::size_t>(i)) == 0) std::this_thread::yield();
+    }
+  });
+  EventLoop::current().run();
+  notifier.join();
+  for (int i = 0; i < kWaits; ++i) EXPECT_EQ(results[static_cast<std::size_t>(i)], 1) << i;
 }
 
 }  // namespace

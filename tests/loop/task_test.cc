@@ -4,6 +4,8 @@
 // this binary (per thread, so gtest's own bookkeeping cannot interfere).
 #include "loop/internal/task.h"
 
+#include <gtest/gtest.h>
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -13,8 +15,6 @@
 #include <stdexcept>
 #include <thread>
 #include <utility>
-
-#include <gtest/gtest.h>
 
 #include "tests/test_util.h"
 
@@ -38,7 +38,6 @@ namespace {
 using ::weave::testing::CleanShutdownTest;
 
 class TaskTest : public CleanShutdownTest {};
-
 
 // Allocations made on this thread while `fn` runs.
 template <class F>
