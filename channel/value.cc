@@ -281,7 +281,7 @@ void Value::move_owned(Value&& o) noexcept {
   }
 }
 
-void Value::copy_from(const Value& o) {
+void Value::copy_at(const Value& o, std::size_t depth) {
   switch (o.type_) {
     case Type::kUndefined:
     case Type::kNull:
@@ -309,16 +309,36 @@ void Value::copy_from(const Value& o) {
       break;
     case Type::kArray:
     case Type::kObject:
-      if (has_container_child(o)) {
-        // Nested containers: built with an explicit stack, then moved in.
+      if (depth >= internal::kNativeWalkDepth && has_container_child(o)) {
+        // Deep: the rest is built with an explicit stack, then moved in.
         Value copy = deep_copy(o);
         move_from(std::move(copy));
         return;
       }
+      // Sized up front (undefined elements), then each copied in place: no
+      // capacity checks, no moves. A throwing copy leaves this undefined.
       if (o.type_ == Type::kArray) {
-        ::new (&arr_) Array(o.arr_);  // elements are leaves: one level
+        const std::size_t n = o.arr_.size();
+        ::new (&arr_) Array(n);
+        try {
+          for (std::size_t i = 0; i < n; ++i) arr_[i].copy_at(o.arr_[i], depth + 1);
+        } catch (...) {
+          arr_.~Array();
+          throw;
+        }
       } else {
-        ::new (&obj_) Object(o.obj_);
+        const std::size_t n = o.obj_.entries_.size();
+        ::new (&obj_) Object();
+        try {
+          obj_.entries_.resize(n);
+          for (std::size_t i = 0; i < n; ++i) {
+            obj_.entries_[i].first = o.obj_.entries_[i].first;
+            obj_.entries_[i].second.copy_at(o.obj_.entries_[i].second, depth + 1);
+          }
+        } catch (...) {
+          obj_.~Object();
+          throw;
+        }
       }
       break;
     case Type::kError:
@@ -328,7 +348,7 @@ void Value::copy_from(const Value& o) {
   type_ = o.type_;  // last: a throwing copy leaves this undefined
 }
 
-void Value::destroy_owned() noexcept {
+void Value::destroy_owned(std::size_t depth) noexcept {
   switch (type_) {
     case Type::kString:
       s_.~basic_string();
@@ -343,11 +363,23 @@ void Value::destroy_owned() noexcept {
       sab_.~SharedArrayBuffer();
       break;
     case Type::kArray:
-      if (has_container_child(*this)) destroy_deep();
-      arr_.~Array();
+      if (depth < internal::kNativeWalkDepth) {
+        for (Value& e : arr_) {
+          if (!is_scalar(e.type_)) e.destroy_owned(depth + 1);
+        }
+      } else if (has_container_child(*this)) {
+        destroy_deep();
+      }
+      arr_.~Array();  // of leaves only by now
       break;
     case Type::kObject:
-      if (has_container_child(*this)) destroy_deep();
+      if (depth < internal::kNativeWalkDepth) {
+        for (auto& [k, e] : obj_.entries_) {
+          if (!is_scalar(e.type_)) e.destroy_owned(depth + 1);
+        }
+      } else if (has_container_child(*this)) {
+        destroy_deep();
+      }
       obj_.~Object();
       break;
     case Type::kError:
@@ -562,8 +594,35 @@ class Cloner {
 
   // Depth: the root is at depth 0 and a container's children one deeper; a
   // child deeper than kMaxCloneDepth is refused before it is looked at.
-  Result<Value> clone(const Value& root) {
-    if (!is_container(root)) return leaf(root);
+  Result<Value> clone(const Value& v, std::size_t depth) {
+    if (depth > kMaxCloneDepth) return too_deep_error("");
+    if (!is_container(v)) return leaf(v);
+    if (depth >= kNativeWalkDepth) return clone_deep(v, depth);
+    if (const Array* a = v.if_array()) {
+      Array out;
+      out.reserve(a->size());
+      for (const Value& e : *a) {
+        auto c = clone(e, depth + 1);
+        if (!c) return c;
+        out.push_back(std::move(*c));
+      }
+      return Value(std::move(out));
+    }
+    const Object& o = *v.if_object();
+    Object out;
+    out.reserve(o.size());
+    for (const auto& [k, e] : o) {
+      auto c = clone(e, depth + 1);
+      if (!c) return c;
+      out.append_unchecked(k, std::move(*c));
+    }
+    return Value(std::move(out));
+  }
+
+ private:
+  // The container `root`, at depth `base`, and everything below it, with an
+  // explicit stack.
+  Result<Value> clone_deep(const Value& root, std::size_t base) {
     internal::SmallStack<BuildFrame, 8> stack;
     stack.push(&root, std::size_t{0}, shell_of(root));
     for (;;) {
@@ -576,7 +635,7 @@ class Cloner {
         continue;
       }
       const Value& c = child(*f.src, f.next);
-      if (stack.size() > kMaxCloneDepth) return too_deep_error("");  // c is at depth size()
+      if (base + stack.size() > kMaxCloneDepth) return too_deep_error("");  // c's depth
       if (is_container(c)) {
         stack.push(&c, std::size_t{0}, shell_of(c));  // invalidates f
         continue;
@@ -701,7 +760,7 @@ Result<Value> clone_value(const Value& value, std::span<ArrayBuffer> transfer, T
       return s;
     }
   }
-  auto out = cloner.clone(value);
+  auto out = cloner.clone(value, 0);
   if (!out) plan.moves.clear();
   return out;
 }

@@ -278,7 +278,11 @@ class Value {
  private:
   static bool is_scalar(Type t) noexcept { return t <= Type::kDouble; }
   // Every alternative but the scalars owns something: copy/move/destroy it.
-  void copy_from(const Value& o);
+  // Copies and destroys recurse natively for the first few levels (the
+  // common shallow message, at full speed) and switch to an explicit stack
+  // below internal::kNativeWalkDepth levels (value.cc).
+  void copy_from(const Value& o) { copy_at(o, 0); }
+  void copy_at(const Value& o, std::size_t depth);
   // A scalar (the common small message) moves inline as a tag and one word;
   // everything else goes through move_owned().
   void move_from(Value&& o) noexcept {
@@ -295,7 +299,7 @@ class Value {
     if (is_scalar(type_)) return;
     destroy_owned();
   }
-  void destroy_owned() noexcept;
+  void destroy_owned(std::size_t depth = 0) noexcept;
   // Takes a nest of arrays and objects apart without recursion and without
   // allocating (see value.cc).
   void destroy_deep() noexcept;

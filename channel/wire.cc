@@ -135,13 +135,34 @@ class Writer {
     byte(kWireVersion);
   }
 
-  // Without recursion: the arrays and objects being written are an explicit
-  // stack (a few inline, then heap), so any accepted depth is safe on a
-  // small thread stack. The root is at depth 0, a container's items one
-  // deeper; an item deeper than kMaxCloneDepth is refused before it is
-  // written.
-  Status value(const Value& root) {
-    if (!is_container(root)) return leaf(root);
+  // At most internal::kNativeWalkDepth native levels; below that the arrays
+  // and objects being written are an explicit stack (a few inline, then
+  // heap), so any accepted depth is safe on a small thread stack. The root
+  // is at depth 0, a container's items one deeper; an item deeper than
+  // kMaxCloneDepth is refused before it is written.
+  Status value(const Value& v, std::size_t depth = 0) {
+    if (depth > kMaxCloneDepth) return internal::too_deep_error("serialize: ");
+    if (!is_container(v)) return leaf(v);
+    if (depth >= internal::kNativeWalkDepth) return deep(v, depth);
+    // The first levels recurse natively: an ordinary message is shallow.
+    if (Status s = open(v); !s) return s;
+    if (const Array* a = v.if_array()) {
+      for (const Value& e : *a) {
+        if (Status s = value(e, depth + 1); !s) return s;
+      }
+    } else {
+      for (const auto& [k, e] : *v.if_object()) {
+        if (Status s = string(k, "an object key"); !s) return s;
+        if (Status s = value(e, depth + 1); !s) return s;
+      }
+    }
+    return Status();
+  }
+
+ private:
+  // The container `root`, at depth `base`, and everything below it, with an
+  // explicit stack.
+  Status deep(const Value& root, std::size_t base) {
     if (Status s = open(root); !s) return s;
     struct Frame {
       const Value* v;
@@ -168,7 +189,7 @@ class Writer {
         if (Status s = string(k, "an object key"); !s) return s;
         item = &e;
       }
-      if (stack.size() > kMaxCloneDepth) return internal::too_deep_error("serialize: ");
+      if (base + stack.size() > kMaxCloneDepth) return internal::too_deep_error("serialize: ");
       if (!is_container(*item)) {
         if (Status s = leaf(*item); !s) return s;
         continue;
@@ -179,7 +200,6 @@ class Writer {
     return Status();
   }
 
- private:
   void byte(std::uint8_t b) { out_.push_back(static_cast<std::byte>(b)); }
 
   void varint(std::uint64_t u) {
@@ -698,7 +718,7 @@ Status serialize_to(const Value& value, std::vector<std::byte>& out) {
   } rollback{out, old_size};
   Writer w(out);
   w.header();
-  Status s = w.value(value);
+  Status s = w.value(value, 0);
   if (s) rollback.armed = false;
   return s;
 }

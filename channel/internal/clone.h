@@ -64,6 +64,12 @@ class SmallStack {
   std::vector<T> spill_;
 };
 
+// Walks over a Value recurse natively this many levels (an ordinary message
+// is shallow, and plain recursion is the fastest walk), then continue below
+// that with an explicit stack: whatever the depth, a walk never uses more
+// than this many native frames (a few KiB even under ASan).
+inline constexpr std::size_t kNativeWalkDepth = 16;
+
 // The error of every walk that meets a value nested deeper than
 // kMaxCloneDepth. Allocates.
 [[nodiscard]] Status too_deep_error(const char* prefix);
