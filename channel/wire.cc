@@ -1,5 +1,6 @@
 #include "channel/wire.h"
 
+#include <algorithm>
 #include <bit>
 #include <cstdio>
 #include <cstring>
@@ -43,6 +44,12 @@ constexpr std::size_t kMinObjectEntryBytes = 2;
 // Objects up to this size look for repeated keys by a linear scan; bigger ones
 // use a hash set, so a million-key object costs O(n), not O(n²).
 constexpr std::size_t kLinearKeyScanLimit = 16;
+// An array or object reserves room for at most this many items up front,
+// then grows as items are actually read: a declared count costs only its
+// own bytes until the items arrive (a Value is 48 bytes, an object entry 80,
+// so reserving the whole count would cost up to 48x the input before a
+// single item was checked — review 2.1).
+constexpr std::size_t kInitialReserve = 16;
 
 std::uint64_t zigzag_encode(std::int64_t n) noexcept {
   return (static_cast<std::uint64_t>(n) << 1) ^ static_cast<std::uint64_t>(n >> 63);
@@ -595,7 +602,7 @@ class Reader {
         auto n = length("an array", "'s element count", kMinArrayElementBytes);
         if (!n) return n.status();
         Array a;
-        a.reserve(*n);
+        a.reserve(std::min(*n, kInitialReserve));
         open(Value(std::move(a)), *n, kMinArrayElementBytes);
         return std::optional<Value>();
       }
@@ -603,11 +610,11 @@ class Reader {
         auto n = length("an object", "'s entry count", kMinObjectEntryBytes);
         if (!n) return n.status();
         Object o;
-        o.reserve(*n);
+        o.reserve(std::min(*n, kInitialReserve));
         open(Value(std::move(o)), *n, kMinObjectEntryBytes);
         if (*n > kLinearKeyScanLimit) {
+          // Grows with the keys read, like the object itself.
           stack_.back().seen = std::make_unique<std::unordered_set<std::string_view>>();
-          stack_.back().seen->reserve(*n);
         }
         return std::optional<Value>();
       }
