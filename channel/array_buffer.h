@@ -11,6 +11,18 @@
 // Threading: a buffer (all its handles and views) belongs to one thread at a
 // time; handing it to another thread is what post_message does. The
 // reference count is atomic, so a handle may be destroyed on any thread.
+//
+// Copies alias (review 3.3 item 8): copying an ArrayBuffer, a TypedArray or
+// a Value that holds one copies a handle, not the bytes, and every handle
+// shares the buffer's length, detached and untransferable state, which are
+// plain (non-atomic) fields. So a handle copied into something that runs on
+// another thread — a lambda given to a pool or a worker, a struct shared by
+// pointer — is a data race as soon as either thread writes the bytes,
+// transfers or detaches the buffer, or marks it untransferable, and even a
+// read of the bytes races with a transfer on the other side. The rule: pass
+// a buffer to another thread only by posting it (structured clone copies it;
+// a transfer moves it and detaches every handle here), or serialize it, or
+// use a SharedArrayBuffer (atomics/) for memory that is meant to be shared.
 #pragma once
 
 #include <cstddef>
