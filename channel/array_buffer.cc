@@ -63,38 +63,62 @@ bool operator==(const ArrayBuffer& a, const ArrayBuffer& b) noexcept {
   return x.size() == y.size() && (x.empty() || std::memcmp(x.data(), y.data(), x.size()) == 0);
 }
 
+void mark_as_untransferable(ArrayBuffer& buffer) noexcept {
+  buffer.storage()->untransferable = true;
+}
+
+bool is_marked_as_untransferable(const ArrayBuffer& buffer) noexcept {
+  return buffer.storage()->untransferable;
+}
+
 std::size_t element_size(ViewKind kind) noexcept {
   switch (kind) {
     case ViewKind::kInt8:
     case ViewKind::kUint8:
     case ViewKind::kUint8Clamped:
-    case ViewKind::kDataView: return 1;
+    case ViewKind::kDataView:
+      return 1;
     case ViewKind::kInt16:
-    case ViewKind::kUint16: return 2;
+    case ViewKind::kUint16:
+      return 2;
     case ViewKind::kInt32:
     case ViewKind::kUint32:
-    case ViewKind::kFloat32: return 4;
+    case ViewKind::kFloat32:
+      return 4;
     case ViewKind::kFloat64:
     case ViewKind::kBigInt64:
-    case ViewKind::kBigUint64: return 8;
+    case ViewKind::kBigUint64:
+      return 8;
   }
   return 1;
 }
 
 std::string_view view_kind_name(ViewKind kind) noexcept {
   switch (kind) {
-    case ViewKind::kInt8: return "Int8Array";
-    case ViewKind::kUint8: return "Uint8Array";
-    case ViewKind::kUint8Clamped: return "Uint8ClampedArray";
-    case ViewKind::kInt16: return "Int16Array";
-    case ViewKind::kUint16: return "Uint16Array";
-    case ViewKind::kInt32: return "Int32Array";
-    case ViewKind::kUint32: return "Uint32Array";
-    case ViewKind::kFloat32: return "Float32Array";
-    case ViewKind::kFloat64: return "Float64Array";
-    case ViewKind::kBigInt64: return "BigInt64Array";
-    case ViewKind::kBigUint64: return "BigUint64Array";
-    case ViewKind::kDataView: return "DataView";
+    case ViewKind::kInt8:
+      return "Int8Array";
+    case ViewKind::kUint8:
+      return "Uint8Array";
+    case ViewKind::kUint8Clamped:
+      return "Uint8ClampedArray";
+    case ViewKind::kInt16:
+      return "Int16Array";
+    case ViewKind::kUint16:
+      return "Uint16Array";
+    case ViewKind::kInt32:
+      return "Int32Array";
+    case ViewKind::kUint32:
+      return "Uint32Array";
+    case ViewKind::kFloat32:
+      return "Float32Array";
+    case ViewKind::kFloat64:
+      return "Float64Array";
+    case ViewKind::kBigInt64:
+      return "BigInt64Array";
+    case ViewKind::kBigUint64:
+      return "BigUint64Array";
+    case ViewKind::kDataView:
+      return "DataView";
   }
   return "?";
 }
@@ -127,9 +151,9 @@ Result<TypedArray> TypedArray::create(ViewKind kind, ArrayBuffer buffer, std::si
     n = *length;
   } else {
     if ((total - byte_offset) % es != 0) {
-      return Status(ErrorCode::kOutOfRange, std::string(view_kind_name(kind)) +
-                                                ": buffer length minus offset must be a multiple of " +
-                                                std::to_string(es));
+      return Status(ErrorCode::kOutOfRange,
+                    std::string(view_kind_name(kind)) +
+                        ": buffer length minus offset must be a multiple of " + std::to_string(es));
     }
     n = (total - byte_offset) / es;
   }

@@ -11,6 +11,18 @@
 // Threading: a buffer (all its handles and views) belongs to one thread at a
 // time; handing it to another thread is what post_message does. The
 // reference count is atomic, so a handle may be destroyed on any thread.
+//
+// Copies alias (review 3.3 item 8): copying an ArrayBuffer, a TypedArray or
+// a Value that holds one copies a handle, not the bytes, and every handle
+// shares the buffer's length, detached and untransferable state, which are
+// plain (non-atomic) fields. So a handle copied into something that runs on
+// another thread — a lambda given to a pool or a worker, a struct shared by
+// pointer — is a data race as soon as either thread writes the bytes,
+// transfers or detaches the buffer, or marks it untransferable, and even a
+// read of the bytes races with a transfer on the other side. The rule: pass
+// a buffer to another thread only by posting it (structured clone copies it;
+// a transfer moves it and detaches every handle here), or serialize it, or
+// use a SharedArrayBuffer (atomics/) for memory that is meant to be shared.
 #pragma once
 
 #include <cstddef>
@@ -31,6 +43,7 @@ struct BufferStorage {
   std::unique_ptr<std::byte[]> data;
   std::size_t length = 0;
   bool detached = false;
+  bool untransferable = false;  // mark_as_untransferable(); never cleared
 };
 }  // namespace internal
 
@@ -78,6 +91,16 @@ class ArrayBuffer {
   std::shared_ptr<internal::BufferStorage> s_;  // never null
 };
 
+// Node's worker_threads.markAsUntransferable(buffer): from now on, listing
+// `buffer` (any handle to it) in a transfer list makes the post — or
+// structured_clone — fail with kDataCloneError, with nothing sent and nothing
+// detached. Posting it without listing it still copies it; the copy is not
+// marked. There is no way back, as in Node. Owner thread only. Never blocks.
+// Never allocates.
+void mark_as_untransferable(ArrayBuffer& buffer) noexcept;
+// Node's isMarkedAsUntransferable. Owner thread only. Never blocks. Never allocates.
+[[nodiscard]] bool is_marked_as_untransferable(const ArrayBuffer& buffer) noexcept;
+
 // The element kinds of JS typed arrays, plus DataView (bytes, any alignment).
 enum class ViewKind : std::uint8_t {
   kInt8 = 0,
@@ -102,17 +125,28 @@ std::string_view view_kind_name(ViewKind kind) noexcept;
 // The ViewKind that holds C++ element type T (uint8_t maps to kUint8).
 template <class T>
 constexpr std::optional<ViewKind> view_kind_of() {
-  if constexpr (std::is_same_v<T, std::int8_t>) return ViewKind::kInt8;
-  else if constexpr (std::is_same_v<T, std::uint8_t>) return ViewKind::kUint8;
-  else if constexpr (std::is_same_v<T, std::int16_t>) return ViewKind::kInt16;
-  else if constexpr (std::is_same_v<T, std::uint16_t>) return ViewKind::kUint16;
-  else if constexpr (std::is_same_v<T, std::int32_t>) return ViewKind::kInt32;
-  else if constexpr (std::is_same_v<T, std::uint32_t>) return ViewKind::kUint32;
-  else if constexpr (std::is_same_v<T, float>) return ViewKind::kFloat32;
-  else if constexpr (std::is_same_v<T, double>) return ViewKind::kFloat64;
-  else if constexpr (std::is_same_v<T, std::int64_t>) return ViewKind::kBigInt64;
-  else if constexpr (std::is_same_v<T, std::uint64_t>) return ViewKind::kBigUint64;
-  else return std::nullopt;
+  if constexpr (std::is_same_v<T, std::int8_t>)
+    return ViewKind::kInt8;
+  else if constexpr (std::is_same_v<T, std::uint8_t>)
+    return ViewKind::kUint8;
+  else if constexpr (std::is_same_v<T, std::int16_t>)
+    return ViewKind::kInt16;
+  else if constexpr (std::is_same_v<T, std::uint16_t>)
+    return ViewKind::kUint16;
+  else if constexpr (std::is_same_v<T, std::int32_t>)
+    return ViewKind::kInt32;
+  else if constexpr (std::is_same_v<T, std::uint32_t>)
+    return ViewKind::kUint32;
+  else if constexpr (std::is_same_v<T, float>)
+    return ViewKind::kFloat32;
+  else if constexpr (std::is_same_v<T, double>)
+    return ViewKind::kFloat64;
+  else if constexpr (std::is_same_v<T, std::int64_t>)
+    return ViewKind::kBigInt64;
+  else if constexpr (std::is_same_v<T, std::uint64_t>)
+    return ViewKind::kBigUint64;
+  else
+    return std::nullopt;
 }
 
 // A typed window [byte_offset, byte_offset + length * element_size) over an
@@ -138,15 +172,14 @@ class TypedArray {
   }
   // Elements (0 once the buffer is detached).
   [[nodiscard]] std::size_t length() const noexcept { return buffer_.detached() ? 0 : length_; }
-  [[nodiscard]] std::size_t byte_length() const noexcept {
-    return length() * element_size(kind_);
-  }
+  [[nodiscard]] std::size_t byte_length() const noexcept { return length() * element_size(kind_); }
 
   // The elements as a span of T; kTypeMismatch when T is not this view's
   // element type (use std::byte for a DataView), kDetached when detached.
   template <class T>
   [[nodiscard]] Result<std::span<T>> span() {
-    if (buffer_.detached()) return Status(ErrorCode::kDetached, "TypedArray: the buffer is detached");
+    if (buffer_.detached())
+      return Status(ErrorCode::kDetached, "TypedArray: the buffer is detached");
     if constexpr (std::is_same_v<T, std::byte>) {
       if (kind_ != ViewKind::kDataView) return mismatch();
       return std::span<T>(buffer_.data() + byte_offset_, length_);

@@ -12,8 +12,8 @@
 // std::map / std::unordered_map with string keys (as an Object),
 // std::optional (nullopt <-> null), std::pair and std::tuple (as an Array),
 // ArrayBuffer, TypedArray, SharedArrayBuffer, ErrorValue, std::chrono::duration
-// and enums. Any other type: specialize weave::Codec<T> (static Value
-// encode(const T&) and static Result<T> decode(const Value&)) or use
+// (as nanoseconds), std::chrono::system_clock::time_point and enums. Any other type: specialize
+// weave::Codec<T> (static Value encode(const T&) and static Result<T> decode(const Value&)) or use
 // WEAVE_CODEC.
 //
 // Decoding never throws and never trusts the Value: a Value of the wrong type
@@ -89,8 +89,10 @@ template <class T>
 [[nodiscard]] Value to_value(const T& value) {
   static_assert(internal::HasEncoder<T>,
                 "weave::to_value: T has no weave::Codec<T>; specialize it or use WEAVE_CODEC");
-  if constexpr (internal::HasEncoder<T>) return Codec<T>::encode(value);
-  else return Value();  // unreachable: the assertion above fired
+  if constexpr (internal::HasEncoder<T>)
+    return Codec<T>::encode(value);
+  else
+    return Value();  // unreachable: the assertion above fired
 }
 
 // `value` decoded as a T, through Codec<T>: kTypeMismatch or kOutOfRange when
@@ -102,8 +104,10 @@ template <class T>
                 "Value); decode to std::string");
   static_assert(std::is_same_v<std::remove_cv_t<T>, std::string_view> || Encodable<T>,
                 "weave::from_value: T has no weave::Codec<T>; specialize it or use WEAVE_CODEC");
-  if constexpr (Encodable<T>) return Codec<T>::decode(value);
-  else return Status(ErrorCode::kTypeMismatch, "");  // unreachable: an assertion above fired
+  if constexpr (Encodable<T>)
+    return Codec<T>::decode(value);
+  else
+    return Status(ErrorCode::kTypeMismatch, "");  // unreachable: an assertion above fired
 }
 
 // --- helpers for codecs (also for user specializations) ------------------------------
@@ -114,19 +118,30 @@ template <class T>
 // Any thread. Never blocks. Never allocates.
 [[nodiscard]] inline std::string_view value_type_name(const Value& v) noexcept {
   switch (v.type()) {
-    case Value::Type::kUndefined: return "undefined";
-    case Value::Type::kNull: return "null";
-    case Value::Type::kBool: return "bool";
-    case Value::Type::kInt: return "int";
-    case Value::Type::kDouble: return "double";
-    case Value::Type::kString: return "string";
-    case Value::Type::kArrayBuffer: return "ArrayBuffer";
-    case Value::Type::kTypedArray: return view_kind_name(v.if_typed_array()->kind());
+    case Value::Type::kUndefined:
+      return "undefined";
+    case Value::Type::kNull:
+      return "null";
+    case Value::Type::kBool:
+      return "bool";
+    case Value::Type::kInt:
+      return "int";
+    case Value::Type::kDouble:
+      return "double";
+    case Value::Type::kString:
+      return "string";
+    case Value::Type::kArrayBuffer:
+      return "ArrayBuffer";
+    case Value::Type::kTypedArray:
+      return view_kind_name(v.if_typed_array()->kind());
     case Value::Type::kSharedArrayBuffer:
       return "SharedArrayBuffer";
-    case Value::Type::kArray: return "array";
-    case Value::Type::kObject: return "object";
-    case Value::Type::kError: return "error";
+    case Value::Type::kArray:
+      return "array";
+    case Value::Type::kObject:
+      return "object";
+    case Value::Type::kError:
+      return "error";
   }
   return "?";
 }
@@ -160,23 +175,38 @@ inline std::string key_prefix(std::string_view key) {
 
 template <class I>
 constexpr const char* integer_name() {
-  if constexpr (std::is_same_v<I, char>) return "char";
-  else if constexpr (std::is_same_v<I, wchar_t>) return "wchar_t";
-  else if constexpr (std::is_same_v<I, char8_t>) return "char8_t";
-  else if constexpr (std::is_same_v<I, char16_t>) return "char16_t";
-  else if constexpr (std::is_same_v<I, char32_t>) return "char32_t";
+  if constexpr (std::is_same_v<I, char>)
+    return "char";
+  else if constexpr (std::is_same_v<I, wchar_t>)
+    return "wchar_t";
+  else if constexpr (std::is_same_v<I, char8_t>)
+    return "char8_t";
+  else if constexpr (std::is_same_v<I, char16_t>)
+    return "char16_t";
+  else if constexpr (std::is_same_v<I, char32_t>)
+    return "char32_t";
   else if constexpr (std::is_signed_v<I>) {
-    if constexpr (sizeof(I) == 1) return "int8_t";
-    else if constexpr (sizeof(I) == 2) return "int16_t";
-    else if constexpr (sizeof(I) == 4) return "int32_t";
-    else if constexpr (sizeof(I) == 8) return "int64_t";
-    else return "signed integer";
+    if constexpr (sizeof(I) == 1)
+      return "int8_t";
+    else if constexpr (sizeof(I) == 2)
+      return "int16_t";
+    else if constexpr (sizeof(I) == 4)
+      return "int32_t";
+    else if constexpr (sizeof(I) == 8)
+      return "int64_t";
+    else
+      return "signed integer";
   } else {
-    if constexpr (sizeof(I) == 1) return "uint8_t";
-    else if constexpr (sizeof(I) == 2) return "uint16_t";
-    else if constexpr (sizeof(I) == 4) return "uint32_t";
-    else if constexpr (sizeof(I) == 8) return "uint64_t";
-    else return "unsigned integer";
+    if constexpr (sizeof(I) == 1)
+      return "uint8_t";
+    else if constexpr (sizeof(I) == 2)
+      return "uint16_t";
+    else if constexpr (sizeof(I) == 4)
+      return "uint32_t";
+    else if constexpr (sizeof(I) == 8)
+      return "uint64_t";
+    else
+      return "unsigned integer";
   }
 }
 
@@ -220,8 +250,7 @@ Status first_error(const Rs&... parts) {
 // Decodes an Array of exactly sizeof...(Ts) elements into std::tuple<Ts...>
 // (elements need not be default-constructible).
 template <class Tuple, class... Ts, std::size_t... I>
-Result<Tuple> decode_tuple(const Value& v, std::string_view expected,
-                           std::index_sequence<I...>) {
+Result<Tuple> decode_tuple(const Value& v, std::string_view expected, std::index_sequence<I...>) {
   const Array* a = v.if_array();
   if (!a) return type_mismatch(expected, v);
   if (a->size() != sizeof...(Ts)) return length_mismatch(expected, sizeof...(Ts), a->size());
@@ -242,8 +271,8 @@ Status decode_field(const Object& o, std::string_view type, std::string_view fie
       out = std::move(r).value();
       return Status();
     }
-    return Status(ErrorCode::kTypeMismatch, std::string(type) + ": missing field '" +
-                                                std::string(field) + "'");
+    return Status(ErrorCode::kTypeMismatch,
+                  std::string(type) + ": missing field '" + std::string(field) + "'");
   }
   Result<F> r = Codec<F>::decode(*v);
   if (!r.ok()) {
@@ -310,8 +339,7 @@ struct Codec<bool> {
 // Every integer type but bool (char types included), as an int. Decodes from
 // an int in range, or from an integral double in range.
 template <class I>
-  requires(std::integral<I> && !std::same_as<I, bool>)
-struct Codec<I> {
+requires(std::integral<I> && !std::same_as<I, bool>) struct Codec<I> {
   static Value encode(const I& i) noexcept {
     // C++20 integer conversion is modular: a 64-bit unsigned keeps its bits.
     return Value(static_cast<std::int64_t>(i));
@@ -353,8 +381,7 @@ struct Codec<I> {
 // float and double, as a double. Decode from an int or a double; a finite
 // double beyond float's range is kOutOfRange for float (precision may round).
 template <class F>
-  requires(std::same_as<F, float> || std::same_as<F, double>)
-struct Codec<F> {
+requires(std::same_as<F, float> || std::same_as<F, double>) struct Codec<F> {
   static Value encode(const F& f) noexcept { return Value(static_cast<double>(f)); }
   static Result<F> decode(const Value& v) {
     constexpr const char* kName = std::is_same_v<F, float> ? "float" : "double";
@@ -432,7 +459,7 @@ struct Codec<ErrorValue> {
 // that it names an enumerator (C++ cannot list them); specialize Codec<E>
 // yourself to encode names or to reject unknown values.
 template <class E>
-  requires std::is_enum_v<E>
+requires std::is_enum_v<E>
 struct Codec<E> {
   using Underlying = std::underlying_type_t<E>;
   static Value encode(const E& e) noexcept {
@@ -445,28 +472,131 @@ struct Codec<E> {
   }
 };
 
-// A duration as the count of its own period (std::chrono::milliseconds{1500}
-// -> 1500): an int for integer reps, a double for floating ones. No unit
-// travels with it, so sender and receiver must agree on the period.
+namespace internal {
+
+// "ms", "s", ... for the std periods; "(num/den s)" otherwise. Allocates.
+template <class Period>
+std::string period_name() {
+  if constexpr (std::is_same_v<Period, std::nano>)
+    return "ns";
+  else if constexpr (std::is_same_v<Period, std::micro>)
+    return "us";
+  else if constexpr (std::is_same_v<Period, std::milli>)
+    return "ms";
+  else if constexpr (std::is_same_v<Period, std::ratio<1>>)
+    return "s";
+  else if constexpr (std::is_same_v<Period, std::ratio<60>>)
+    return "min";
+  else if constexpr (std::is_same_v<Period, std::ratio<3600>>)
+    return "h";
+  else
+    return "(" + std::to_string(Period::num) + "/" + std::to_string(Period::den) + " s)";
+}
+
+}  // namespace internal
+
+// A duration as a number of nanoseconds, whatever its own unit, so that the
+// receiver may decode it into any unit: milliseconds{1500} travels as
+// 1500000000 and decodes as seconds only if that is exact. The rules:
+//  - integer durations encode as an int (exact). Beyond int64 nanoseconds
+//    (about ±292 years) the count saturates to INT64_MAX / INT64_MIN, which
+//    every duration type decodes as its max() / min(): a "forever" stays
+//    forever (D::max() round-trips for every D), and nothing else saturates.
+//  - decoding into an integer duration refuses (kOutOfRange, never rounds)
+//    a count that is not a whole number of the target's unit
+//    ("1500000000 ns is not a whole number of s") or that does not fit its
+//    rep; use a floating or finer target to keep fractions.
+//  - floating durations encode as a double of nanoseconds and decode from an
+//    int or a double (the usual double rounding).
+// (Before issue 12 the count of the sender's own unit travelled, and a
+// receiver with another unit silently read another duration.)
 template <class Rep, class Period>
-  requires Encodable<Rep>
-struct Codec<std::chrono::duration<Rep, Period>> {
+requires std::is_arithmetic_v<Rep> &&
+    (!std::is_same_v<Rep, bool>)struct Codec<std::chrono::duration<Rep, Period>> {
   using D = std::chrono::duration<Rep, Period>;
-  static Value encode(const D& d) { return Codec<Rep>::encode(d.count()); }
+  // One tick of D is R::num / R::den nanoseconds.
+  using R = std::ratio_divide<Period, std::nano>;
+  static constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  static constexpr std::int64_t kMin = std::numeric_limits<std::int64_t>::min();
+
+  static Value encode(const D& d) {
+    if constexpr (std::is_floating_point_v<Rep>) {
+      return Value(static_cast<double>(d.count()) * static_cast<double>(R::num) /
+                   static_cast<double>(R::den));
+    } else {
+      const Rep count = d.count();
+      if constexpr (R::den == 1) {
+        std::int64_t ns;
+        if (__builtin_mul_overflow(count, R::num, &ns)) return Value(count < 0 ? kMin : kMax);
+        return Value(ns);
+      } else {
+        // Finer than a nanosecond: exact when whole, a double otherwise.
+        if (count % R::den == 0) {
+          std::int64_t ns;
+          if (!__builtin_mul_overflow(count / R::den, R::num, &ns)) return Value(ns);
+        }
+        return Value(static_cast<double>(count) * static_cast<double>(R::num) /
+                     static_cast<double>(R::den));
+      }
+    }
+  }
+
   static Result<D> decode(const Value& v) {
-    Result<Rep> r = Codec<Rep>::decode(v);
-    if (!r.ok()) return r.status();
-    return D(*r);
+    if constexpr (std::is_floating_point_v<Rep>) {
+      Result<double> ns = Codec<double>::decode(v);
+      if (!ns.ok()) return ns.status();
+      return D(static_cast<Rep>(*ns * static_cast<double>(R::den) / static_cast<double>(R::num)));
+    } else {
+      Result<std::int64_t> ns = Codec<std::int64_t>::decode(v);  // an int, or an integral double
+      if (!ns.ok()) return ns.status();
+      if (*ns == kMax) return D::max();  // saturated by encode: forever
+      if (*ns == kMin) return D::min();
+      // ticks = ns * den / num, exactly.
+      std::int64_t scaled;
+      if (__builtin_mul_overflow(*ns, R::den, &scaled)) return out_of_range(*ns);
+      if (scaled % R::num != 0) {
+        return Status(ErrorCode::kOutOfRange,
+                      std::to_string(*ns) + " ns is not a whole number of " +
+                          internal::period_name<Period>() + " (refused rather than rounded)");
+      }
+      const std::int64_t ticks = scaled / R::num;
+      Result<Rep> r = Codec<Rep>::decode(Value(ticks));
+      if (!r.ok()) return out_of_range(*ns);
+      return D(*r);
+    }
+  }
+
+ private:
+  static Status out_of_range(std::int64_t ns) {
+    return Status(ErrorCode::kOutOfRange,
+                  std::to_string(ns) + " ns is out of range for a duration of " +
+                      internal::integer_name<Rep>() + " " + internal::period_name<Period>());
+  }
+};
+
+// A std::chrono::system_clock time point (Node clones a Date) as its
+// duration since the Unix epoch, by the duration rules above: an int of
+// nanoseconds since 1970-01-01 UTC (exact, so a time_point round-trips, for
+// years 1678 to 2262). A JS Date holds milliseconds as a double: to read a
+// Date's getTime() sent as a number, decode a
+// std::chrono::duration<double, std::milli> and add it to the epoch.
+template <class Duration>
+requires Encodable<Duration>
+struct Codec<std::chrono::time_point<std::chrono::system_clock, Duration>> {
+  using T = std::chrono::time_point<std::chrono::system_clock, Duration>;
+  static Value encode(const T& t) { return Codec<Duration>::encode(t.time_since_epoch()); }
+  static Result<T> decode(const Value& v) {
+    Result<Duration> d = Codec<Duration>::decode(v);
+    if (!d.ok()) return d.status();
+    return T(*d);
   }
 };
 
 // std::optional<T>: nullopt as null; null and undefined decode to nullopt.
 template <class T>
-  requires Encodable<T>
+requires Encodable<T>
 struct Codec<std::optional<T>> {
-  static Value encode(const std::optional<T>& o) {
-    return o ? Codec<T>::encode(*o) : Value(kNull);
-  }
+  static Value encode(const std::optional<T>& o) { return o ? Codec<T>::encode(*o) : Value(kNull); }
   static Result<std::optional<T>> decode(const Value& v) {
     if (v.is_null() || v.is_undefined()) return std::optional<T>();
     Result<T> r = Codec<T>::decode(v);
@@ -477,7 +607,7 @@ struct Codec<std::optional<T>> {
 
 // std::vector<T> as an Array.
 template <class T, class A>
-  requires Encodable<T>
+requires Encodable<T>
 struct Codec<std::vector<T, A>> {
   static Value encode(const std::vector<T, A>& vec) {
     Array out;
@@ -502,7 +632,7 @@ struct Codec<std::vector<T, A>> {
 // std::array<T, N> as an Array of exactly N elements (another length is
 // kTypeMismatch). T need not be default-constructible.
 template <class T, std::size_t N>
-  requires Encodable<T>
+requires Encodable<T>
 struct Codec<std::array<T, N>> {
   static Value encode(const std::array<T, N>& arr) {
     Array out;
@@ -543,7 +673,7 @@ struct Codec<std::array<T, N>> {
 // std::map / std::unordered_map with std::string keys, as an Object (a
 // std::map encodes in key order, an unordered_map in its iteration order).
 template <class T, class C, class A>
-  requires Encodable<T>
+requires Encodable<T>
 struct Codec<std::map<std::string, T, C, A>> {
   using M = std::map<std::string, T, C, A>;
   static Value encode(const M& m) {
@@ -566,7 +696,7 @@ struct Codec<std::map<std::string, T, C, A>> {
 };
 
 template <class T, class H, class Eq, class A>
-  requires Encodable<T>
+requires Encodable<T>
 struct Codec<std::unordered_map<std::string, T, H, Eq, A>> {
   using M = std::unordered_map<std::string, T, H, Eq, A>;
   static Value encode(const M& m) {
@@ -591,8 +721,7 @@ struct Codec<std::unordered_map<std::string, T, H, Eq, A>> {
 
 // std::pair and std::tuple as an Array of exactly their size.
 template <class A, class B>
-  requires(Encodable<A> && Encodable<B>)
-struct Codec<std::pair<A, B>> {
+requires(Encodable<A>&& Encodable<B>) struct Codec<std::pair<A, B>> {
   static Value encode(const std::pair<A, B>& p) {
     Array out;
     out.reserve(2);
@@ -606,8 +735,7 @@ struct Codec<std::pair<A, B>> {
 };
 
 template <class... Ts>
-  requires(Encodable<Ts> && ...)
-struct Codec<std::tuple<Ts...>> {
+requires(Encodable<Ts>&&...) struct Codec<std::tuple<Ts...>> {
   static Value encode(const std::tuple<Ts...>& t) {
     Array out;
     out.reserve(sizeof...(Ts));
@@ -640,16 +768,19 @@ struct Codec<std::tuple<Ts...>> {
 // starts from Type{} so Type must be default-constructible. Listing a field
 // twice does not compile.
 // The number of arguments, 1 to 32; TOO_MANY for 33 to 64.
-#define WEAVE_INTERNAL_NARGS(...) WEAVE_INTERNAL_NARGS_(__VA_ARGS__, TOO_MANY, TOO_MANY,           \
-    TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY,      \
-    TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY,      \
-    TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY,      \
-    TOO_MANY, TOO_MANY, TOO_MANY, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18,      \
-    17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1)
-#define WEAVE_INTERNAL_NARGS_(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, _13, _14, _15,    \
-    _16, _17, _18, _19, _20, _21, _22, _23, _24, _25, _26, _27, _28, _29, _30, _31, _32, _33,      \
-    _34, _35, _36, _37, _38, _39, _40, _41, _42, _43, _44, _45, _46, _47, _48, _49, _50, _51,      \
-    _52, _53, _54, _55, _56, _57, _58, _59, _60, _61, _62, _63, _64, N, ...) N
+#define WEAVE_INTERNAL_NARGS(...)                                                                  \
+  WEAVE_INTERNAL_NARGS_(                                                                           \
+      __VA_ARGS__, TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY, \
+      TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY,    \
+      TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY,    \
+      TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY, TOO_MANY, 32, 31, 30, 29, 28, 27, 26, 25,  \
+      24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1)
+#define WEAVE_INTERNAL_NARGS_(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, _13, _14, _15, \
+                              _16, _17, _18, _19, _20, _21, _22, _23, _24, _25, _26, _27, _28,  \
+                              _29, _30, _31, _32, _33, _34, _35, _36, _37, _38, _39, _40, _41,  \
+                              _42, _43, _44, _45, _46, _47, _48, _49, _50, _51, _52, _53, _54,  \
+                              _55, _56, _57, _58, _59, _60, _61, _62, _63, _64, N, ...)         \
+  N
 // Past 32 fields the compiler names the limit (in whatever context the
 // expansion lands, an undeclared identifier is an error that reads well).
 #define WEAVE_INTERNAL_FE_TOO_MANY(M, T, ...) WEAVE_CODEC_supports_at_most_32_fields
@@ -695,36 +826,36 @@ struct Codec<std::tuple<Ts...>> {
 #define WEAVE_INTERNAL_FIELD_NAME(T, f) #f,
 #define WEAVE_INTERNAL_FIELD_COUNT(T, f) +1
 #define WEAVE_INTERNAL_FIELD_ENCODE(T, f) o.append_unchecked(#f, ::weave::to_value(v.f));
-#define WEAVE_INTERNAL_FIELD_DECODE(T, f)                                                          \
-  if (::weave::Status s = ::weave::internal::decode_field(*o, #T, #f, out.f); !s.ok()) {           \
-    return s;                                                                                      \
+#define WEAVE_INTERNAL_FIELD_DECODE(T, f)                                                \
+  if (::weave::Status s = ::weave::internal::decode_field(*o, #T, #f, out.f); !s.ok()) { \
+    return s;                                                                            \
   }
 
-#define WEAVE_CODEC(Type, ...)                                                                     \
-  template <>                                                                                      \
-  struct weave::Codec<Type> {                                                                      \
-    static_assert(::weave::internal::fields_distinct(                                              \
-                      {__VA_OPT__(WEAVE_INTERNAL_FOR_EACH(WEAVE_INTERNAL_FIELD_NAME, Type,         \
-                                                          __VA_ARGS__))}),                         \
-                  "weave: WEAVE_CODEC(" #Type ", ...): a field is listed twice");                  \
-    static ::weave::Value encode(const Type& v) {                                                  \
-      ::weave::Object o;                                                                           \
-      o.reserve(0 __VA_OPT__(                                                                      \
-          WEAVE_INTERNAL_FOR_EACH(WEAVE_INTERNAL_FIELD_COUNT, Type, __VA_ARGS__)));                \
-      __VA_OPT__(WEAVE_INTERNAL_FOR_EACH(WEAVE_INTERNAL_FIELD_ENCODE, Type, __VA_ARGS__))          \
-      (void)v;                                                                                     \
-      return ::weave::Value(::std::move(o));                                                       \
-    }                                                                                              \
-    static ::weave::Result<Type> decode(const ::weave::Value& v) {                                 \
-      static_assert(::std::is_default_constructible_v<Type>,                                       \
-                    "weave: WEAVE_CODEC(" #Type ", ...): the type must be "                        \
-                    "default-constructible (decode fills in its fields)");                         \
-      const ::weave::Object* o = v.if_object();                                                    \
-      if (!o) {                                                                                    \
-        return ::weave::internal::prefixed(#Type ": ", ::weave::type_mismatch("object", v));       \
-      }                                                                                            \
-      Type out{};                                                                                  \
-      __VA_OPT__(WEAVE_INTERNAL_FOR_EACH(WEAVE_INTERNAL_FIELD_DECODE, Type, __VA_ARGS__))          \
-      return out;                                                                                  \
-    }                                                                                              \
+#define WEAVE_CODEC(Type, ...)                                                                   \
+  template <>                                                                                    \
+  struct weave::Codec<Type> {                                                                    \
+    static_assert(::weave::internal::fields_distinct({__VA_OPT__(                                \
+                      WEAVE_INTERNAL_FOR_EACH(WEAVE_INTERNAL_FIELD_NAME, Type, __VA_ARGS__))}),  \
+                  "weave: WEAVE_CODEC(" #Type ", ...): a field is listed twice");                \
+    static ::weave::Value encode(const Type& v) {                                                \
+      ::weave::Object o;                                                                         \
+      o.reserve(                                                                                 \
+          0 __VA_OPT__(WEAVE_INTERNAL_FOR_EACH(WEAVE_INTERNAL_FIELD_COUNT, Type, __VA_ARGS__))); \
+      __VA_OPT__(WEAVE_INTERNAL_FOR_EACH(WEAVE_INTERNAL_FIELD_ENCODE, Type, __VA_ARGS__))        \
+      (void)v;                                                                                   \
+      return ::weave::Value(::std::move(o));                                                     \
+    }                                                                                            \
+    static ::weave::Result<Type> decode(const ::weave::Value& v) {                               \
+      static_assert(::std::is_default_constructible_v<Type>,                                     \
+                    "weave: WEAVE_CODEC(" #Type                                                  \
+                    ", ...): the type must be "                                                  \
+                    "default-constructible (decode fills in its fields)");                       \
+      const ::weave::Object* o = v.if_object();                                                  \
+      if (!o) {                                                                                  \
+        return ::weave::internal::prefixed(#Type ": ", ::weave::type_mismatch("object", v));     \
+      }                                                                                          \
+      Type out{};                                                                                \
+      __VA_OPT__(WEAVE_INTERNAL_FOR_EACH(WEAVE_INTERNAL_FIELD_DECODE, Type, __VA_ARGS__))        \
+      return out;                                                                                \
+    }                                                                                            \
   }

@@ -23,9 +23,17 @@
 // it; the wire format (channel/wire.h) does, both ways.
 //
 // Depth: cloning and the wire format refuse values nested deeper than
-// kMaxCloneDepth. A Value built by hand much deeper than that (~100k levels)
-// can exhaust the stack when copied, compared or destroyed, like any
-// recursive C++ structure.
+// kMaxCloneDepth. No walk over a Value recurses on the native stack — clone,
+// serialize, deserialize, copy, ==, to_string and the destructor all keep an
+// explicit stack (a few hundred bytes inline, then heap) — so a value of any
+// accepted depth is safe on the smallest stack a Worker may have (64 KiB),
+// and a Value built by hand deeper than kMaxCloneDepth can still be copied,
+// compared, rendered and destroyed (it is refused only by clone and the
+// wire format). Destroying a value never allocates.
+//
+// Functions are not values: a lambda, a function or a function pointer does
+// not convert to Value (a compile error naming weave::Value), nor does any
+// pointer other than a C string (char* and const char*).
 //
 // Threading: a Value belongs to one thread at a time, like any C++ value.
 #pragma once
@@ -39,6 +47,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -98,8 +107,20 @@ class Object {
   friend bool operator==(const Object& a, const Object& b);
 
  private:
+  friend class Value;  // its destructor takes deep values apart in place
   Entries entries_;
 };
+
+namespace internal {
+// A callable that is not a Value: a pointer to member, or a class with a
+// (non-template) call operator — a captureless lambda, which would otherwise
+// reach Value(bool) through its conversion to a function pointer. Value's
+// constructor from one is deleted. (Functions and function pointers are
+// refused by the deleted Value(T*).)
+template <class F, class D = std::remove_cvref_t<F>>
+concept NotAValueCallable = std::is_member_pointer_v<D> ||
+    (std::is_class_v<D>&& requires { &D::operator(); });
+}  // namespace internal
 
 class Value {
  public:
@@ -127,8 +148,8 @@ class Value {
   // Any integer. Unsigned values above INT64_MAX keep their bit pattern (and
   // Codec<std::uint64_t> reads them back exactly).
   template <std::integral I>
-    requires(!std::same_as<I, bool> && !std::same_as<I, char>)
-  Value(I i) noexcept : type_(Type::kInt), i_(static_cast<std::int64_t>(i)) {}
+  requires(!std::same_as<I, bool> && !std::same_as<I, char>) Value(I i)
+  noexcept : type_(Type::kInt), i_(static_cast<std::int64_t>(i)) {}
   Value(double d) noexcept : type_(Type::kDouble), d_(d) {}
   Value(float f) noexcept : type_(Type::kDouble), d_(static_cast<double>(f)) {}
   Value(std::string s) noexcept : type_(Type::kString) { ::new (&s_) std::string(std::move(s)); }
@@ -142,10 +163,20 @@ class Value {
       type_ = Type::kNull;
     }
   }
+  // A non-const C string is a string too (it would otherwise hit the deleted
+  // pointer overload below).
+  Value(char* s) : Value(static_cast<const char*>(s)) {}
   // Any other pointer would silently become a bool: refuse it.
   template <class T>
   Value(T*) = delete;
-  Value(ArrayBuffer b) noexcept : type_(Type::kArrayBuffer) { ::new (&ab_) ArrayBuffer(std::move(b)); }
+  // weave::Value: a function is not a value (JS cannot clone one either); a
+  // lambda would otherwise become `true` through its function pointer.
+  template <class Function>
+  requires internal::NotAValueCallable<Function> Value(Function&&)
+  = delete;
+  Value(ArrayBuffer b) noexcept : type_(Type::kArrayBuffer) {
+    ::new (&ab_) ArrayBuffer(std::move(b));
+  }
   Value(TypedArray t) noexcept : type_(Type::kTypedArray) { ::new (&ta_) TypedArray(std::move(t)); }
   // Shares `b`'s memory (copying the handle; no bytes are copied).
   Value(const SharedArrayBuffer& b) noexcept : type_(Type::kSharedArrayBuffer) {
@@ -197,11 +228,19 @@ class Value {
   [[nodiscard]] const bool* if_bool() const noexcept { return is_bool() ? &b_ : nullptr; }
   [[nodiscard]] const std::int64_t* if_int() const noexcept { return is_int() ? &i_ : nullptr; }
   [[nodiscard]] const double* if_double() const noexcept { return is_double() ? &d_ : nullptr; }
-  [[nodiscard]] const std::string* if_string() const noexcept { return is_string() ? &s_ : nullptr; }
+  [[nodiscard]] const std::string* if_string() const noexcept {
+    return is_string() ? &s_ : nullptr;
+  }
   [[nodiscard]] std::string* if_string() noexcept { return is_string() ? &s_ : nullptr; }
-  [[nodiscard]] const ArrayBuffer* if_array_buffer() const noexcept { return is_array_buffer() ? &ab_ : nullptr; }
-  [[nodiscard]] ArrayBuffer* if_array_buffer() noexcept { return is_array_buffer() ? &ab_ : nullptr; }
-  [[nodiscard]] const TypedArray* if_typed_array() const noexcept { return is_typed_array() ? &ta_ : nullptr; }
+  [[nodiscard]] const ArrayBuffer* if_array_buffer() const noexcept {
+    return is_array_buffer() ? &ab_ : nullptr;
+  }
+  [[nodiscard]] ArrayBuffer* if_array_buffer() noexcept {
+    return is_array_buffer() ? &ab_ : nullptr;
+  }
+  [[nodiscard]] const TypedArray* if_typed_array() const noexcept {
+    return is_typed_array() ? &ta_ : nullptr;
+  }
   [[nodiscard]] TypedArray* if_typed_array() noexcept { return is_typed_array() ? &ta_ : nullptr; }
   [[nodiscard]] const SharedArrayBuffer* if_shared_array_buffer() const noexcept {
     return is_shared_array_buffer() ? &sab_ : nullptr;
@@ -239,7 +278,11 @@ class Value {
  private:
   static bool is_scalar(Type t) noexcept { return t <= Type::kDouble; }
   // Every alternative but the scalars owns something: copy/move/destroy it.
-  void copy_from(const Value& o);
+  // Copies and destroys recurse natively for the first few levels (the
+  // common shallow message, at full speed) and switch to an explicit stack
+  // below internal::kNativeWalkDepth levels (value.cc).
+  void copy_from(const Value& o) { copy_at(o, 0); }
+  void copy_at(const Value& o, std::size_t depth);
   // A scalar (the common small message) moves inline as a tag and one word;
   // everything else goes through move_owned().
   void move_from(Value&& o) noexcept {
@@ -256,7 +299,10 @@ class Value {
     if (is_scalar(type_)) return;
     destroy_owned();
   }
-  void destroy_owned() noexcept;
+  void destroy_owned(std::size_t depth = 0) noexcept;
+  // Takes a nest of arrays and objects apart without recursion and without
+  // allocating (see value.cc).
+  void destroy_deep() noexcept;
 
   // A tagged union rather than std::variant: a scalar (the common small
   // message) then moves as a plain copy, without the out-of-line visitor
@@ -276,7 +322,6 @@ class Value {
   };
 };
 
-
 inline std::size_t Object::size() const noexcept { return entries_.size(); }
 inline bool Object::empty() const noexcept { return entries_.empty(); }
 inline Object::Entries::const_iterator Object::begin() const noexcept { return entries_.begin(); }
@@ -285,26 +330,38 @@ inline Object::Entries::iterator Object::begin() noexcept { return entries_.begi
 inline Object::Entries::iterator Object::end() noexcept { return entries_.end(); }
 inline void Object::reserve(std::size_t n) { entries_.reserve(n); }
 
-static_assert(sizeof(Value) <= 48, "weave::Value: must stay 48 bytes so small messages stay inline");
+static_assert(sizeof(Value) <= 48,
+              "weave::Value: must stay 48 bytes so small messages stay inline");
 static_assert(std::is_nothrow_move_constructible_v<Value>,
               "weave::Value: must be nothrow move-constructible for the message queues");
 
 template <class F>
 decltype(auto) Value::visit(F&& f) const {
   switch (type_) {
-    case Type::kUndefined: return f(kUndefined);
-    case Type::kNull: return f(kNull);
-    case Type::kBool: return f(b_);
-    case Type::kInt: return f(i_);
-    case Type::kDouble: return f(d_);
-    case Type::kString: return f(s_);
-    case Type::kArrayBuffer: return f(ab_);
-    case Type::kTypedArray: return f(ta_);
+    case Type::kUndefined:
+      return f(kUndefined);
+    case Type::kNull:
+      return f(kNull);
+    case Type::kBool:
+      return f(b_);
+    case Type::kInt:
+      return f(i_);
+    case Type::kDouble:
+      return f(d_);
+    case Type::kString:
+      return f(s_);
+    case Type::kArrayBuffer:
+      return f(ab_);
+    case Type::kTypedArray:
+      return f(ta_);
     case Type::kSharedArrayBuffer:
       return f(sab_);
-    case Type::kArray: return f(arr_);
-    case Type::kObject: return f(obj_);
-    case Type::kError: break;
+    case Type::kArray:
+      return f(arr_);
+    case Type::kObject:
+      return f(obj_);
+    case Type::kError:
+      break;
   }
   return f(*err_);
 }

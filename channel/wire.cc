@@ -1,5 +1,6 @@
 #include "channel/wire.h"
 
+#include <algorithm>
 #include <bit>
 #include <cstdio>
 #include <cstring>
@@ -11,6 +12,8 @@
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
+
+#include "channel/internal/clone.h"
 
 namespace weave {
 namespace {
@@ -41,6 +44,12 @@ constexpr std::size_t kMinObjectEntryBytes = 2;
 // Objects up to this size look for repeated keys by a linear scan; bigger ones
 // use a hash set, so a million-key object costs O(n), not O(n²).
 constexpr std::size_t kLinearKeyScanLimit = 16;
+// An array or object reserves room for at most this many items up front,
+// then grows as items are actually read: a declared count costs only its
+// own bytes until the items arrive (a Value is 48 bytes, an object entry 80,
+// so reserving the whole count would cost up to 48x the input before a
+// single item was checked — review 2.1).
+constexpr std::size_t kInitialReserve = 16;
 
 std::uint64_t zigzag_encode(std::int64_t n) noexcept {
   return (static_cast<std::uint64_t>(n) << 1) ^ static_cast<std::uint64_t>(n >> 63);
@@ -133,58 +142,71 @@ class Writer {
     byte(kWireVersion);
   }
 
-  // Recursion is bounded: a value deeper than kMaxCloneDepth is refused before
-  // its children are visited.
-  Status value(const Value& v, std::size_t depth) {
-    if (depth > kMaxCloneDepth) {
-      return clone_error("value nests deeper than " + std::to_string(kMaxCloneDepth) + " levels");
-    }
-    switch (v.type()) {
-      case Value::Type::kUndefined: byte(kTagUndefined); return Status();
-      case Value::Type::kNull: byte(kTagNull); return Status();
-      case Value::Type::kBool: byte(*v.if_bool() ? kTagTrue : kTagFalse); return Status();
-      case Value::Type::kInt:
-        byte(kTagInt);
-        varint(zigzag_encode(*v.if_int()));
-        return Status();
-      case Value::Type::kDouble: {
-        byte(kTagDouble);
-        const auto bits = std::bit_cast<std::uint64_t>(*v.if_double());
-        for (int i = 0; i < 8; ++i) byte(static_cast<std::uint8_t>(bits >> (8 * i)));
-        return Status();
+  // At most internal::kNativeWalkDepth native levels; below that the arrays
+  // and objects being written are an explicit stack (a few inline, then
+  // heap), so any accepted depth is safe on a small thread stack. The root
+  // is at depth 0, a container's items one deeper; an item deeper than
+  // kMaxCloneDepth is refused before it is written.
+  Status value(const Value& v, std::size_t depth = 0) {
+    if (depth > kMaxCloneDepth) return internal::too_deep_error("serialize: ");
+    if (!is_container(v)) return leaf(v);
+    if (depth >= internal::kNativeWalkDepth) return deep(v, depth);
+    // The first levels recurse natively: an ordinary message is shallow.
+    if (Status s = open(v); !s) return s;
+    if (const Array* a = v.if_array()) {
+      for (const Value& e : *a) {
+        if (Status s = value(e, depth + 1); !s) return s;
       }
-      case Value::Type::kString: byte(kTagString); return string(*v.if_string(), "a string");
-      case Value::Type::kArrayBuffer: return buffer(*v.if_array_buffer());
-      case Value::Type::kTypedArray: return view(*v.if_typed_array());
-      case Value::Type::kSharedArrayBuffer:
-        // v8.serialize without a host delegate refuses it too: bytes cannot
-        // carry shared memory to another process, and a copy would silently
-        // stop being shared. The format has no tag for it.
-        return clone_error(
-            "a SharedArrayBuffer could not be cloned: shared memory cannot cross processes (post "
-            "it through a MessagePort, or serialize a copy of its bytes as an ArrayBuffer)");
-      case Value::Type::kArray: {
-        const Array& a = *v.if_array();
-        byte(kTagArray);
-        varint(a.size());
-        for (const Value& e : a) {
-          if (Status s = value(e, depth + 1); !s) return s;
-        }
-        return Status();
-      }
-      case Value::Type::kObject: return object(*v.if_object(), depth);
-      case Value::Type::kError: {
-        const ErrorValue& e = *v.if_error();
-        byte(kTagError);
-        if (Status s = string(e.name, "an error's name"); !s) return s;
-        if (Status s = string(e.message, "an error's message"); !s) return s;
-        return string(e.stack, "an error's stack");
+    } else {
+      for (const auto& [k, e] : *v.if_object()) {
+        if (Status s = string(k, "an object key"); !s) return s;
+        if (Status s = value(e, depth + 1); !s) return s;
       }
     }
-    return clone_error("unknown Value type");
+    return Status();
   }
 
  private:
+  // The container `root`, at depth `base`, and everything below it, with an
+  // explicit stack.
+  Status deep(const Value& root, std::size_t base) {
+    if (Status s = open(root); !s) return s;
+    struct Frame {
+      const Value* v;
+      std::size_t next;
+    };
+    internal::SmallStack<Frame, 16> stack;
+    stack.push(&root, std::size_t{0});
+    while (!stack.empty()) {
+      Frame& f = stack.back();
+      const Value* item = nullptr;
+      if (const Array* a = f.v->if_array()) {
+        if (f.next == a->size()) {
+          stack.pop();
+          continue;
+        }
+        item = &(*a)[f.next++];
+      } else {
+        const Object& o = *f.v->if_object();
+        if (f.next == o.size()) {
+          stack.pop();
+          continue;
+        }
+        const auto& [k, e] = *(o.begin() + static_cast<std::ptrdiff_t>(f.next++));
+        if (Status s = string(k, "an object key"); !s) return s;
+        item = &e;
+      }
+      if (base + stack.size() > kMaxCloneDepth) return internal::too_deep_error("serialize: ");
+      if (!is_container(*item)) {
+        if (Status s = leaf(*item); !s) return s;
+        continue;
+      }
+      if (Status s = open(*item); !s) return s;
+      stack.push(item, std::size_t{0});  // invalidates f
+    }
+    return Status();
+  }
+
   void byte(std::uint8_t b) { out_.push_back(static_cast<std::byte>(b)); }
 
   void varint(std::uint64_t u) {
@@ -245,7 +267,70 @@ class Writer {
     return Status();
   }
 
-  Status object(const Object& o, std::size_t depth) {
+  static bool is_container(const Value& v) noexcept { return v.is_array() || v.is_object(); }
+
+  // Everything but an array or object, whole.
+  Status leaf(const Value& v) {
+    switch (v.type()) {
+      case Value::Type::kUndefined:
+        byte(kTagUndefined);
+        return Status();
+      case Value::Type::kNull:
+        byte(kTagNull);
+        return Status();
+      case Value::Type::kBool:
+        byte(*v.if_bool() ? kTagTrue : kTagFalse);
+        return Status();
+      case Value::Type::kInt:
+        byte(kTagInt);
+        varint(zigzag_encode(*v.if_int()));
+        return Status();
+      case Value::Type::kDouble: {
+        byte(kTagDouble);
+        const auto bits = std::bit_cast<std::uint64_t>(*v.if_double());
+        for (int i = 0; i < 8; ++i) byte(static_cast<std::uint8_t>(bits >> (8 * i)));
+        return Status();
+      }
+      case Value::Type::kString:
+        byte(kTagString);
+        return string(*v.if_string(), "a string");
+      case Value::Type::kArrayBuffer:
+        return buffer(*v.if_array_buffer());
+      case Value::Type::kTypedArray:
+        return view(*v.if_typed_array());
+      case Value::Type::kSharedArrayBuffer:
+        // v8.serialize without a host delegate refuses it too: bytes cannot
+        // carry shared memory to another process, and a copy would silently
+        // stop being shared. The format has no tag for it.
+        return clone_error(
+            "a SharedArrayBuffer could not be cloned: shared memory cannot cross processes (post "
+            "it through a MessagePort, or serialize a copy of its bytes as an ArrayBuffer)");
+      case Value::Type::kError: {
+        const ErrorValue& e = *v.if_error();
+        byte(kTagError);
+        if (Status s = string(e.name, "an error's name"); !s) return s;
+        if (Status s = string(e.message, "an error's message"); !s) return s;
+        return string(e.stack, "an error's stack");
+      }
+      case Value::Type::kArray:
+      case Value::Type::kObject:
+        break;  // written by value()
+    }
+    return clone_error("unknown Value type");
+  }
+
+  // An array's or object's tag and count (an object's keys checked for
+  // repeats first); its items follow.
+  Status open(const Value& v) {
+    if (const Array* a = v.if_array()) {
+      byte(kTagArray);
+      varint(a->size());
+      return Status();
+    }
+    return object_header(*v.if_object());
+  }
+
+  Status object_header(const Object& o) {
     // Object::set never makes a repeated key, but append_unchecked can, and
     // deserialize refuses one: catch it here, where the caller can fix it.
     if (o.size() <= kLinearKeyScanLimit) {
@@ -263,10 +348,6 @@ class Writer {
     }
     byte(kTagObject);
     varint(o.size());
-    for (const auto& [k, e] : o) {
-      if (Status s = string(k, "an object key"); !s) return s;
-      if (Status s = value(e, depth + 1); !s) return s;
-    }
     return Status();
   }
 
@@ -479,10 +560,14 @@ class Reader {
     auto tag = u8("a tag");
     if (!tag) return tag.status();
     switch (*tag) {
-      case kTagUndefined: return std::optional<Value>(Value());
-      case kTagNull: return std::optional<Value>(Value(kNull));
-      case kTagFalse: return std::optional<Value>(Value(false));
-      case kTagTrue: return std::optional<Value>(Value(true));
+      case kTagUndefined:
+        return std::optional<Value>(Value());
+      case kTagNull:
+        return std::optional<Value>(Value(kNull));
+      case kTagFalse:
+        return std::optional<Value>(Value(false));
+      case kTagTrue:
+        return std::optional<Value>(Value(true));
       case kTagInt: {
         auto u = varint("an int");
         if (!u) return u.status();
@@ -517,7 +602,7 @@ class Reader {
         auto n = length("an array", "'s element count", kMinArrayElementBytes);
         if (!n) return n.status();
         Array a;
-        a.reserve(*n);
+        a.reserve(std::min(*n, kInitialReserve));
         open(Value(std::move(a)), *n, kMinArrayElementBytes);
         return std::optional<Value>();
       }
@@ -525,11 +610,11 @@ class Reader {
         auto n = length("an object", "'s entry count", kMinObjectEntryBytes);
         if (!n) return n.status();
         Object o;
-        o.reserve(*n);
+        o.reserve(std::min(*n, kInitialReserve));
         open(Value(std::move(o)), *n, kMinObjectEntryBytes);
         if (*n > kLinearKeyScanLimit) {
+          // Grows with the keys read, like the object itself.
           stack_.back().seen = std::make_unique<std::unordered_set<std::string_view>>();
-          stack_.back().seen->reserve(*n);
         }
         return std::optional<Value>();
       }
@@ -546,7 +631,8 @@ class Reader {
         e.stack = std::move(*stack);
         return std::optional<Value>(Value(std::move(e)));
       }
-      default: return malformed_at("unknown tag " + hex_byte(*tag), at);
+      default:
+        return malformed_at("unknown tag " + hex_byte(*tag), at);
     }
   }
 

@@ -10,6 +10,10 @@ packages=(
   libconcurrentqueue-dev  # moodycamel ConcurrentQueue (header-only)
   libgtest-dev libgmock-dev
   libbenchmark-dev
+  # scripts/fuzz.sh: libFuzzer with ASan/UBSan. Clang 16, because clang 14
+  # lacks C++20's parenthesised aggregate init (channel/internal/inbox.h).
+  clang-16 libclang-rt-16-dev
+  make
 )
 
 # dpkg-query prints one "<pkg> <status>" line per known package; anything not

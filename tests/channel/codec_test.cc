@@ -55,8 +55,8 @@ struct Wide {
   int f01 = 0, f02 = 0, f03 = 0, f04 = 0, f05 = 0, f06 = 0, f07 = 0, f08 = 0, f09 = 0, f10 = 0;
   int f11 = 0, f12 = 0, f13 = 0, f14 = 0, f15 = 0, f16 = 0, f17 = 0, f18 = 0, f19 = 0, f20 = 0;
 };
-WEAVE_CODEC(Wide, f01, f02, f03, f04, f05, f06, f07, f08, f09, f10, f11, f12, f13, f14, f15,
-            f16, f17, f18, f19, f20);
+WEAVE_CODEC(Wide, f01, f02, f03, f04, f05, f06, f07, f08, f09, f10, f11, f12, f13, f14, f15, f16,
+            f17, f18, f19, f20);
 
 struct Max32 {
   int m00 = 0, m01 = 0, m02 = 0, m03 = 0, m04 = 0, m05 = 0, m06 = 0, m07 = 0;
@@ -64,9 +64,9 @@ struct Max32 {
   int m16 = 0, m17 = 0, m18 = 0, m19 = 0, m20 = 0, m21 = 0, m22 = 0, m23 = 0;
   int m24 = 0, m25 = 0, m26 = 0, m27 = 0, m28 = 0, m29 = 0, m30 = 0, m31 = 0;
 };
-WEAVE_CODEC(Max32, m00, m01, m02, m03, m04, m05, m06, m07, m08, m09, m10, m11,
-            m12, m13, m14, m15, m16, m17, m18, m19, m20, m21, m22, m23,
-            m24, m25, m26, m27, m28, m29, m30, m31);  // the documented maximum
+WEAVE_CODEC(Max32, m00, m01, m02, m03, m04, m05, m06, m07, m08, m09, m10, m11, m12, m13, m14, m15,
+            m16, m17, m18, m19, m20, m21, m22, m23, m24, m25, m26, m27, m28, m29, m30,
+            m31);  // the documented maximum
 
 struct Tree {
   std::string label;
@@ -315,7 +315,8 @@ TEST_F(CodecTest, DoubleBeyondFloatRangeIsOutOfRange) {
   Status s = decode_error<float>(Value(1e300));
   EXPECT_EQ(s.code(), ErrorCode::kOutOfRange);
   EXPECT_EQ(s.message(), "1e+300 is out of range for float");
-  EXPECT_TRUE(std::isinf(from_value<float>(Value(std::numeric_limits<double>::infinity())).value()));
+  EXPECT_TRUE(
+      std::isinf(from_value<float>(Value(std::numeric_limits<double>::infinity())).value()));
 }
 
 TEST_F(CodecTest, StringRoundTripsAndStringViewEncodes) {
@@ -326,17 +327,78 @@ TEST_F(CodecTest, StringRoundTripsAndStringViewEncodes) {
   EXPECT_EQ(to_value(sv), Value("view"));
 }
 
-TEST_F(CodecTest, DurationsTravelAsCountsOfTheirOwnPeriod) {
+// Durations travel as nanoseconds, so the unit survives (issue 12: the
+// count of the sender's own unit used to travel, and milliseconds{1500}
+// decoded as seconds was 1500 s). This replaces the test that pinned the old
+// encoding (DurationsTravelAsCountsOfTheirOwnPeriod).
+TEST_F(CodecTest, DurationsTravelAsNanosecondsSoTheUnitSurvives) {
   using namespace std::chrono_literals;
-  EXPECT_EQ(to_value(1500ms), Value(1500));
-  EXPECT_EQ(to_value(3s), Value(3));
+  EXPECT_EQ(to_value(1500ms), Value(1'500'000'000));
+  EXPECT_EQ(to_value(3s), Value(3'000'000'000));
+  EXPECT_EQ(to_value(std::chrono::nanoseconds(-7)), Value(-7));
+  EXPECT_EQ(from_value<std::chrono::milliseconds>(to_value(2s)).value(), 2000ms);
+  EXPECT_EQ(from_value<std::chrono::seconds>(to_value(2000ms)).value(), 2s);
+  EXPECT_EQ(from_value<std::chrono::microseconds>(to_value(1500ms)).value(), 1'500'000us);
   EXPECT_EQ(round_trip(std::chrono::nanoseconds(-7)), std::chrono::nanoseconds(-7));
   EXPECT_EQ(round_trip(std::chrono::hours(5)), std::chrono::hours(5));
-  const std::chrono::duration<double> half(0.5);
-  EXPECT_EQ(to_value(half), Value(0.5));
-  EXPECT_EQ(round_trip(half), half);
+  EXPECT_EQ(round_trip(std::chrono::minutes(-90)), std::chrono::minutes(-90));
+}
+
+TEST_F(CodecTest, DecodingIntoACoarserUnitRefusesInsteadOfRounding) {
+  using namespace std::chrono_literals;
+  const Status s = decode_error<std::chrono::seconds>(to_value(1500ms));
+  EXPECT_EQ(s.code(), ErrorCode::kOutOfRange);
+  EXPECT_EQ(s.message(), "1500000000 ns is not a whole number of s (refused rather than rounded)");
+  EXPECT_EQ(decode_error<std::chrono::milliseconds>(to_value(std::chrono::nanoseconds(1))).code(),
+            ErrorCode::kOutOfRange);
+  // A floating or finer target keeps the fraction.
+  EXPECT_EQ(from_value<std::chrono::duration<double>>(to_value(1500ms)).value().count(), 1.5);
+  using FloatMillis = std::chrono::duration<double, std::milli>;
+  EXPECT_EQ(from_value<FloatMillis>(to_value(1500us)).value().count(), 1.5);
+}
+
+TEST_F(CodecTest, DurationsBeyondInt64NanosecondsSaturateAndForeverRoundTrips) {
+  using namespace std::chrono;
+  EXPECT_EQ(round_trip(nanoseconds::max()), nanoseconds::max());
+  EXPECT_EQ(round_trip(milliseconds::max()), milliseconds::max());
+  EXPECT_EQ(round_trip(seconds::max()), seconds::max());
+  EXPECT_EQ(round_trip(hours::min()), hours::min());
+  EXPECT_EQ(to_value(hours::max()), Value(std::numeric_limits<std::int64_t>::max()));
+  // Any saturated count reads as the target's max(): 3,000,000 h is past
+  // int64 nanoseconds (about 292 years).
+  EXPECT_EQ(from_value<hours>(to_value(hours(3'000'000))).value(), hours::max());
+  EXPECT_EQ(from_value<seconds>(to_value(nanoseconds::max())).value(), seconds::max());
+  // A count that fits nanoseconds but not the target's rep is refused.
+  using Seconds32 = duration<std::int32_t>;
+  EXPECT_EQ(from_value<Seconds32>(to_value(seconds(5))).value(), Seconds32(5));
+  EXPECT_EQ(decode_error<Seconds32>(to_value(seconds(5'000'000'000))).code(),
+            ErrorCode::kOutOfRange);
+}
+
+TEST_F(CodecTest, DurationsDecodeFromIntegralDoublesAndRefuseOtherTypes) {
+  using namespace std::chrono_literals;
+  EXPECT_EQ(from_value<std::chrono::seconds>(Value(2e9)).value(), 2s);
   EXPECT_EQ(decode_error<std::chrono::seconds>(Value("3s")).message(),
             "expected int64_t, got string");
+  const std::chrono::duration<double> half(0.5);
+  EXPECT_EQ(to_value(half), Value(5e8));
+  EXPECT_EQ(round_trip(half), half);
+  EXPECT_EQ(from_value<std::chrono::milliseconds>(to_value(half)).value(), 500ms);
+}
+
+// Node clones a Date; a system_clock time point travels as nanoseconds since
+// the Unix epoch and round-trips exactly.
+TEST_F(CodecTest, SystemClockTimePointsRoundTripAsNanosecondsSinceTheEpoch) {
+  using namespace std::chrono;
+  const auto now = system_clock::now();
+  EXPECT_EQ(round_trip(now), now);
+  const system_clock::time_point epoch_plus(1500ms);
+  EXPECT_EQ(to_value(epoch_plus), Value(1'500'000'000));
+  using SecondsPoint = time_point<system_clock, seconds>;
+  EXPECT_EQ(round_trip(SecondsPoint(seconds(1'700'000'000))), SecondsPoint(seconds(1'700'000'000)));
+  EXPECT_EQ(decode_error<SecondsPoint>(to_value(epoch_plus)).code(), ErrorCode::kOutOfRange);
+  EXPECT_EQ(round_trip(system_clock::time_point::max()), system_clock::time_point::max());
+  static_assert(Encodable<system_clock::time_point>);
 }
 
 TEST_F(CodecTest, EnumsTravelAsTheirUnderlyingInteger) {
@@ -473,8 +535,7 @@ TEST_F(CodecTest, OptionalIsNullWhenEmpty) {
   EXPECT_EQ(round_trip(std::optional<int>(4)), 4);
   EXPECT_EQ(round_trip(std::optional<int>()), std::nullopt);
   EXPECT_EQ(from_value<std::optional<int>>(Value()).value(), std::nullopt);  // undefined
-  EXPECT_EQ(decode_error<std::optional<int>>(Value("4")).message(),
-            "expected int32_t, got string");
+  EXPECT_EQ(decode_error<std::optional<int>>(Value("4")).message(), "expected int32_t, got string");
 }
 
 TEST_F(CodecTest, PairsAndTuplesRoundTripAsArrays) {
@@ -637,9 +698,8 @@ TEST_F(CodecTest, StructWithThirtyTwoFieldsRoundTrips) {
 TEST_F(CodecTest, RecursiveStructRoundTrips) {
   Tree t{"root", {Tree{"a", {}}, Tree{"b", {Tree{"c", {}}}}}};
   const Value v = to_value(t);
-  EXPECT_EQ(v.to_string(),
-            R"({"label":"root","children":[{"label":"a","children":[]},)"
-            R"({"label":"b","children":[{"label":"c","children":[]}]}]})");
+  EXPECT_EQ(v.to_string(), R"({"label":"root","children":[{"label":"a","children":[]},)"
+                           R"({"label":"b","children":[{"label":"c","children":[]}]}]})");
   Result<Tree> back = from_value<Tree>(v);
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(back->children[1].children[0].label, "c");
@@ -694,7 +754,8 @@ TEST_F(CodecTest, NestedFieldErrorsChainTheirPrefixes) {
 
   v = to_value(sample_team());
   v.if_object()->set("scores", Object{{"q1", "ten"}});
-  EXPECT_EQ(decode_error<Team>(v).message(), R"(Team.scores: ["q1"]: expected int32_t, got string)");
+  EXPECT_EQ(decode_error<Team>(v).message(),
+            R"(Team.scores: ["q1"]: expected int32_t, got string)");
 }
 
 TEST_F(CodecTest, StructFromNonObjectIsTypeMismatch) {
