@@ -8,8 +8,8 @@
 // short enough not to burn a core while idle. The clock is read only every
 // kSpinPausesPerClockRead pauses, so a quick wake-up costs no clock read.
 //
-// Tuning: change the constants here (compile time); both users follow. The
-// pool's TaskRecord::wait (pool/, 512 pauses) is a third, separate policy.
+// Tuning: change the constants here (compile time); every user follows: the
+// loop's park, the atomics waits, and a pool future's wait (TaskRecord::wait).
 //
 // Spinning ends in a park, never in sched_yield loops, so SCHED_FIFO is not a
 // livelock here (see spin_lock.h for the places where it is).

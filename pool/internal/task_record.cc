@@ -9,6 +9,7 @@
 
 #include "atomics/internal/futex.h"
 #include "atomics/internal/spin_lock.h"
+#include "atomics/internal/spin_policy.h"
 #include "base/deadline.h"
 #include "loop/event_loop.h"
 #include "pool/task.h"
@@ -20,9 +21,15 @@ namespace weave::internal {
 TaskRecord::~TaskRecord() = default;
 
 bool TaskRecord::wait(std::optional<std::chrono::nanoseconds> timeout) const {
-  for (int i = 0; i < 512; ++i) {
-    if (settled()) return true;
-    cpu_relax();
+  // The library's one spin-then-park policy (atomics/internal/spin_policy.h):
+  // a task that settles within the spin costs the waiter no system call.
+  {
+    const Clock::time_point spin_until = Clock::now() + kSpinBeforePark;
+    for (int i = 1;; ++i) {
+      if (settled()) return true;
+      cpu_relax();
+      if ((i & (kSpinPausesPerClockRead - 1)) == 0 && Clock::now() >= spin_until) break;
+    }
   }
   // A forever timeout (or one whose deadline would overflow) waits without one.
   std::optional<Clock::time_point> deadline;
