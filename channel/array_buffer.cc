@@ -5,6 +5,8 @@
 #include <new>
 #include <string>
 
+#include "channel/internal/buffer_access.h"
+
 namespace weave {
 
 ArrayBuffer::ArrayBuffer() : s_(std::make_shared<internal::BufferStorage>()) {}
@@ -64,11 +66,11 @@ bool operator==(const ArrayBuffer& a, const ArrayBuffer& b) noexcept {
 }
 
 void mark_as_untransferable(ArrayBuffer& buffer) noexcept {
-  buffer.storage()->untransferable = true;
+  internal::BufferAccess::storage(buffer)->untransferable = true;
 }
 
 bool is_marked_as_untransferable(const ArrayBuffer& buffer) noexcept {
-  return buffer.storage()->untransferable;
+  return internal::BufferAccess::storage(buffer)->untransferable;
 }
 
 std::size_t element_size(ViewKind kind) noexcept {

@@ -39,6 +39,7 @@
 namespace weave {
 
 namespace internal {
+struct BufferAccess;
 struct BufferStorage {
   std::unique_ptr<std::byte[]> data;
   std::size_t length = 0;
@@ -81,13 +82,11 @@ class ArrayBuffer {
   // Same length and bytes (detached buffers equal each other).
   friend bool operator==(const ArrayBuffer& a, const ArrayBuffer& b) noexcept;
 
-  // --- for weave's own cloning --------------------------------------------------
-  [[nodiscard]] const std::shared_ptr<internal::BufferStorage>& storage() const noexcept {
-    return s_;
-  }
-  explicit ArrayBuffer(std::shared_ptr<internal::BufferStorage> s) : s_(std::move(s)) {}
-
  private:
+  // weave's own cloning reaches the storage through internal::BufferAccess
+  // (channel/internal/buffer_access.h).
+  friend struct internal::BufferAccess;
+  explicit ArrayBuffer(std::shared_ptr<internal::BufferStorage> s) : s_(std::move(s)) {}
   std::shared_ptr<internal::BufferStorage> s_;  // never null
 };
 

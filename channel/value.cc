@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <unordered_map>
 
+#include "channel/internal/buffer_access.h"
 #include "channel/internal/clone.h"
 
 namespace weave {
@@ -583,7 +584,7 @@ class Cloner {
   explicit Cloner(TransferPlan& plan) : plan_(plan) {}
 
   Status add_transfer(const ArrayBuffer& b) {
-    const auto& s = b.storage();
+    const auto& s = internal::BufferAccess::storage(b);
     if (Status bad = check_transferable(b); !bad) return bad;
     if (map_.find(s.get())) return duplicate_error();
     auto dst = std::make_shared<BufferStorage>();
@@ -649,11 +650,11 @@ class Cloner {
  private:
   // Aliasing is kept: a buffer reached twice is cloned once.
   Result<ArrayBuffer> buffer(const ArrayBuffer& b) {
-    const auto& s = b.storage();
-    if (const auto* known = map_.find(s.get())) return ArrayBuffer(*known);
+    const auto& s = internal::BufferAccess::storage(b);
+    if (const auto* known = map_.find(s.get())) return internal::BufferAccess::make(*known);
     if (s->detached) return clone_error("an ArrayBuffer is detached and could not be cloned");
     ArrayBuffer copy = ArrayBuffer::copy_of(b.bytes());
-    map_.add(s.get(), copy.storage());
+    map_.add(s.get(), internal::BufferAccess::storage(copy));
     return copy;
   }
 

@@ -13,6 +13,7 @@
 #include <unordered_set>
 #include <utility>
 
+#include "channel/internal/buffer_access.h"
 #include "channel/internal/clone.h"
 
 namespace weave {
@@ -232,7 +233,8 @@ class Writer {
   // reference to its id after that.
   Status buffer(const ArrayBuffer& b) {
     if (b.detached()) return clone_error("an ArrayBuffer is detached and could not be cloned");
-    const auto [it, first] = ids_.try_emplace(b.storage().get(), ids_.size());
+    const auto [it, first] =
+        ids_.try_emplace(internal::BufferAccess::storage(b).get(), ids_.size());
     if (first) {
       byte(kTagBuffer);
       varint(b.byte_length());

@@ -26,6 +26,7 @@
 
 #include "channel/array_buffer.h"
 #include "channel/broadcast_channel.h"
+#include "channel/internal/buffer_access.h"
 #include "channel/message_port.h"
 #include "channel/value.h"
 #include "loop/event_loop.h"
@@ -58,7 +59,7 @@ bool turn_until(Pred done) {
 // The storage of the buffer a message carries, watched without keeping it.
 std::weak_ptr<internal::BufferStorage> watch_buffer(const Value& v) {
   const ArrayBuffer* b = v.if_array_buffer();
-  return b ? std::weak_ptr<internal::BufferStorage>(b->storage())
+  return b ? std::weak_ptr<internal::BufferStorage>(internal::BufferAccess::storage(*b))
            : std::weak_ptr<internal::BufferStorage>();
 }
 
