@@ -45,6 +45,7 @@
 #include "channel/value.h"
 #include "loop/event_loop.h"
 #include "pool/task.h"
+#include "tests/pool/pool_test_util.h"
 #include "tests/test_util.h"
 #include "tests/workers/worker_test_util.h"
 #include "workers/worker.h"
@@ -82,50 +83,11 @@ class PoolTest : public ::weave::testing::WorkerTest {};
 
 // --- helpers ----------------------------------------------------------------------------
 
-// A one-shot gate: open() lets every waiter through. Waits are bounded by
-// kHangGuard, so a pool that never starts or never cancels a task fails the
-// test instead of hanging it. Tasks capture it by shared_ptr, so a task that
-// outlives a failed test never touches a dead gate.
-class Gate {
- public:
-  void open() {
-    {
-      std::lock_guard lock(mu_);
-      open_ = true;
-    }
-    cv_.notify_all();
-  }
-  // True once open(); false if `stop` was requested (or kHangGuard passed) first.
-  bool wait(std::stop_token stop = {}) {
-    std::unique_lock lock(mu_);
-    return cv_.wait_for(lock, stop, kHangGuard, [this] { return open_; });
-  }
-  bool is_open() {
-    std::lock_guard lock(mu_);
-    return open_;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable_any cv_;
-  bool open_ = false;
-};
-
-// A flag a stuck task spins on, ignoring its stop token; set at the latest
-// when the test's scope ends (so a failed test never leaves a thread spinning).
-struct SpinFlag {
-  std::shared_ptr<std::atomic<bool>> released = std::make_shared<std::atomic<bool>>(false);
-  void release() const { released->store(true, std::memory_order_release); }
-  ~SpinFlag() { release(); }
-};
-
-// A pool of exactly `threads` workers.
-PoolOptions fixed(std::size_t threads) {
-  PoolOptions o;
-  o.min_threads = threads;
-  o.max_threads = threads;
-  return o;
-}
+// The gate, the spin flag, fixed() and errc_of() are shared with the other pool tests.
+using ::weave::pool_testing::fixed;
+using ::weave::pool_testing::errc_of;
+using ::weave::pool_testing::Gate;
+using ::weave::pool_testing::SpinFlag;
 
 // Runs a task that holds one worker slot of `pool` until `release` opens (or
 // it is cancelled), and returns its future once the task runs.
@@ -139,13 +101,6 @@ TaskFuture<void> occupy(Pool& pool, const std::shared_ptr<Gate>& release) {
   return f;
 }
 
-// The errc a settled future failed with; nullopt if it succeeded or has not settled.
-template <class T>
-std::optional<TaskErrc> errc_of(const TaskFuture<T>& f) {
-  const TaskError* e = f.ready() ? f.error() : nullptr;
-  if (e == nullptr) return std::nullopt;
-  return e->errc();
-}
 // Its Node-style code, or "" likewise.
 template <class T>
 std::string code_of(const TaskFuture<T>& f) {
